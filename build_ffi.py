@@ -132,7 +132,8 @@ if "asan" in VARIANTS:
 ffibuilder.set_source(
     "sophy._sophia_ffi",
     '#include <sophia.h>\n#include "sophy_ffi.h"\n',
-    sources=[str(CSRC / "sophy_ffi.c")],
+    # setuptools wants sources relative to setup.py
+    sources=[os.path.relpath(CSRC / "sophy_ffi.c", ROOT)],
     include_dirs=[str(CSRC)],
     define_macros=macros,
     extra_compile_args=cflags,

@@ -1,1 +1,26 @@
-"""sophy: Python bindings to the Sophia 2.2 storage engine."""
+"""sophy: fast, safe Python bindings to the Sophia 2.2 embedded storage engine.
+
+``Sophia(path)`` is an environment; ``env.create_database(name, index_type)`` a dict-like,
+ordered, transactional, persistent key/value store.
+"""
+from __future__ import annotations
+
+from ._cursor import Cursor
+from ._db import Database
+from ._env import Sophia
+from ._errors import (BusyError, ClosedError, ConfigurationError, EnvironmentLocked,
+                      ForkedEnvironmentError, MalfunctionError, ReadOnlyError, SchemaMismatch,
+                      SophiaError, TransactionConflict, TransactionLocked)
+from ._txn import Transaction, TxDatabase, View
+from ._codec import KEY_TYPES, VALUE_TYPES
+
+__version__ = "3.0.0.dev0"
+ENGINE_VERSION = "2.2"
+ENGINE_BUILD = "669d57b"
+
+__all__ = [
+    "Sophia", "Database", "Transaction", "TxDatabase", "View", "Cursor",
+    "SophiaError", "ClosedError", "TransactionConflict", "TransactionLocked", "SchemaMismatch",
+    "EnvironmentLocked", "ForkedEnvironmentError", "ConfigurationError", "MalfunctionError",
+    "ReadOnlyError", "BusyError", "KEY_TYPES", "VALUE_TYPES",
+]

@@ -1,0 +1,189 @@
+"""Native handles: owns every engine pointer (through the C helpers' structs), maps result codes
+to exceptions, tracks children so closing a parent invalidates them, and guards the directory
+with a lock file.
+
+Structs are allocated with ``ffi.new`` and kept alive by the Python objects using them; the C side
+never frees them, so a stale Python object can only ever see "closed", never a dangling pointer.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+import weakref
+from typing import Any, Optional
+
+from ._errors import (BusyError, ClosedError, ConfigurationError, EnvironmentLocked,
+                      ForkedEnvironmentError, MalfunctionError, SophiaError, TransactionLocked)
+from ._sophia_ffi import ffi, lib
+
+NULL = ffi.NULL
+LOCK_FILE = "sophy.lock"
+
+_MESSAGES = {
+    lib.SY_CLOSED: (ClosedError, "%s: the environment, transaction or view is closed"),
+    lib.SY_BUSY: (BusyError, "%s is in use by another thread; use one thread per transaction, "
+                             "cursor or view"),
+    lib.SY_FORKED: (ForkedEnvironmentError, "%s was opened in a parent process and cannot be "
+                                            "used after fork(); open a new Sophia in the child"),
+    lib.SY_LOCKED: (TransactionLocked, "%s: the key is locked by another open transaction"),
+    lib.SY_BADKEY: (SophiaError, "%s: internal error, malformed key"),
+    lib.SY_BADARG: (SophiaError, "%s: objects belong to different environments or the "
+                                 "environment is not open"),
+    lib.SY_NOMEM: (MemoryError, "%s: out of memory"),
+}
+
+
+class _GetBuffer(threading.local):
+    """Per-thread output buffer for single gets: the GIL is released inside the C call, so two
+    threads must never share one."""
+
+    def __init__(self) -> None:
+        self.buf = ffi.new("char[]", 1 << 16)
+
+
+GET_BUFFER = _GetBuffer()
+
+
+class EnvHandle:
+    """One ``sy_env`` plus what hangs off it. A closed handle stays a valid object."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.e = ffi.new("sy_env *")
+        self.pid = os.getpid()
+        self.children: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._lock_fd: Optional[int] = None
+        rc = lib.sy_env_new(self.e)
+        if rc:
+            raise MemoryError("could not create a Sophia environment")
+
+    # -- errors --
+    def engine_message(self) -> str:
+        buf = ffi.new("char[]", 1024)
+        n = lib.sy_env_error(self.e, buf, 1024)
+        return ffi.unpack(buf, n).decode("utf-8", "replace") if n > 0 else "unknown engine error"
+
+    def error(self, rc: int, what: str) -> Exception:
+        """The exception for result code ``rc`` of an operation described by ``what``."""
+        if rc == lib.SY_ERROR:
+            if lib.sy_env_status(self.e) == 3:
+                return MalfunctionError(
+                    "%s failed and the engine is in malfunction state (%s); close the "
+                    "environment and open it again to recover" % (what, self.engine_message()))
+            return SophiaError("%s failed: %s" % (what, self.engine_message()))
+        cls, fmt = _MESSAGES.get(rc, (SophiaError, "%s failed (code " + str(rc) + ")"))
+        return cls(fmt % what)
+
+    def check(self, rc: int, what: str) -> int:
+        if rc < 0:
+            raise self.error(rc, what)
+        return rc
+
+    # -- state --
+    @property
+    def status(self) -> int:
+        """0 offline, 1 online, 2 closed, 3 malfunction, 4 other."""
+        return lib.sy_env_status(self.e)
+
+    def check_process(self) -> None:
+        if os.getpid() != self.pid:
+            raise ForkedEnvironmentError(
+                "this environment was opened in process %d and cannot be used in forked child "
+                "%d; open a new Sophia in the child" % (self.pid, os.getpid()))
+
+    # -- configuration --
+    def set(self, key: str, value: Any) -> None:
+        k = key.encode("utf-8")
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, int):
+            rc = lib.sy_env_setint(self.e, k, value)
+        else:
+            v = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+            rc = lib.sy_env_setstring(self.e, k, v, len(v))
+        if rc == lib.SY_ERROR:
+            raise ConfigurationError("cannot set %r to %r: %s" % (key, value, self.engine_message()))
+        self.check(rc, "setting %r" % key)
+
+    def get_int(self, key: str) -> int:
+        out = ffi.new("int64_t *")
+        rc = lib.sy_env_getint(self.e, key.encode("utf-8"), out)
+        if rc == lib.SY_ERROR:
+            raise ConfigurationError("cannot read %r: %s" % (key, self.engine_message()))
+        self.check(rc, "reading %r" % key)
+        return int(out[0])
+
+    def get_str(self, key: str) -> str:
+        cap = 4096
+        buf = ffi.new("char[]", cap)
+        n = lib.sy_env_getstring(self.e, key.encode("utf-8"), buf, cap)
+        if n == lib.SY_ERROR:
+            raise ConfigurationError("cannot read %r: %s" % (key, self.engine_message()))
+        self.check(n, "reading %r" % key)
+        return ffi.unpack(buf, min(n, cap)).decode("utf-8", "replace")
+
+    def run(self, key: str) -> None:
+        """Run a function key (``scheduler.run``, ``db.N.compaction.checkpoint``...)."""
+        rc = lib.sy_env_setint(self.e, key.encode("utf-8"), 0)
+        if rc == lib.SY_ERROR:
+            raise SophiaError("%s failed: %s" % (key, self.engine_message()))
+        self.check(rc, key)
+
+    # -- lifetime --
+    def lock_directory(self) -> None:
+        if self._lock_fd is not None:
+            return
+        os.makedirs(self.path, exist_ok=True)
+        fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o644)
+        try:
+            # flock locks belong to the open file description: a second open() in this process
+            # conflicts too, which is what we want (the engine has no locking of its own).
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise EnvironmentLocked(
+                    "%s is already open by another Sophia environment (in this or another "
+                    "process); close that one first" % self.path) from None
+            raise
+        self._lock_fd = fd
+
+    def open(self) -> None:
+        self.lock_directory()
+        rc = lib.sy_env_open(self.e)
+        if rc:
+            if rc == lib.SY_ERROR:
+                msg = self.engine_message()
+                hint = ""
+                if "not declared" in msg:
+                    hint = ("; every database stored in this environment must be declared "
+                            "(databases=[...] or create_database) before it opens")
+                err: Exception = SophiaError("opening %s failed: %s%s" % (self.path, msg, hint))
+            else:
+                err = self.error(rc, "opening %s" % self.path)
+            self.close()
+            raise err
+
+    def close(self) -> None:
+        """Invalidate children (cursors first: they hold engine objects), then the engine."""
+        for child in list(self.children):
+            try:
+                child._invalidate()
+            except Exception:  # a child's close must never keep the environment open
+                pass
+        rc = lib.sy_env_close(self.e)
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            if os.getpid() == self.pid:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                except OSError:
+                    pass
+            # in a forked child only our reference goes: the parent's lock stays
+            os.close(fd)
+        if rc < 0 and rc != lib.SY_CLOSED:
+            raise self.error(rc, "closing %s" % self.path)
+
