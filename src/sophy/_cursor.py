@@ -50,6 +50,7 @@ class Cursor:
         self._lock = threading.Lock()
         self._closed = False
         self._exhausted = False
+        self._current: List[Any] = []
         self._c = ffi.new("sy_cursor *")
         self._t = NULL if txn is None else txn._t
         self._txn = txn  # keeps the transaction struct alive while we use it
@@ -89,6 +90,8 @@ class Cursor:
     def _batch(self) -> Optional[List[Any]]:
         with self._lock:
             if self._closed:
+                if self._exhausted:
+                    return None
                 raise ClosedError("cursor is closed")
             got = self._fetch(self._want)
             if got is None:
@@ -123,6 +126,9 @@ class Cursor:
             batch = self._batch()
             if batch is None:
                 return
+            # close() empties the current batch, which stops this loop at the next row
+            # without a per-row check
+            self._current = batch
             yield from batch
 
     def count(self) -> int:
@@ -152,6 +158,7 @@ class Cursor:
         if self._closed:
             return
         self._closed = True
+        self._current.clear()
         lib.sy_cursor_close(self._c)
 
     _invalidate = close
