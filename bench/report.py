@@ -95,35 +95,52 @@ def throughput_tables(suite: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def _verdict(m: Dict[str, Any]) -> str:
+    if not m.get("limit_mb"):
+        return "baseline"
+    return "pass" if m[m.get("limit_on", "growth_mb")] < m["limit_mb"] else "**over limit**"
+
+
 def memory_lines(suite: Dict[str, Any]) -> List[str]:
     """The memory-mode section (empty when memory mode did not run)."""
     mem: Dict[str, Any] = suite.get("memory") or {}
     if not mem:
         return []
     lines = ["", "### Memory (memory mode)", "",
-             "| system | check | rows/cycles | RSS growth | limit | verdict |",
-             "|---|---|---:|---:|---:|---|"]
+             "| system | check | rows / cycles | RSS growth (total) | of it anonymous (heap) "
+             "| of it file-backed | limit | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+
+    def mb(v: Any) -> str:
+        return "–" if v is None else "%.1f MB" % v
+
     for system, res in mem.items():
         if "unavailable" in res:
-            lines.append("| %s | – | – | – | – | n/a: %s |" % (system, res["unavailable"]))
-            continue
+            lines.append("| %s | – | – | – | – | – | – | n/a: %s |" % (system, res["unavailable"]))
         for check, err in res.get("errors", {}).items():
-            lines.append("| %s | %s | – | – | – | FAIL: %s |" % (system, check, err))
+            lines.append("| %s | %s | – | – | – | – | – | FAIL: %s |" % (system, check, err))
         m = res.get("memory", {})
         if "full_scan" in m:
             s = m["full_scan"]
-            ok = s["growth_mb"] < s["limit_mb"] and s["rows"] == s["expected_rows"]
-            lines.append("| %s | peak RSS growth during a full scan (%s) | {:,} | %.1f MB | %.0f MB | %s |"
-                         .format(s["rows"]) % (system, s["method"], s["growth_mb"], s["limit_mb"],
-                                              "pass" if ok else "**over limit**"))
+            verdict = _verdict(s) if s["rows"] == s["expected_rows"] else "FAIL: row count"
+            lines.append("| %s | peak during one full scan | %s | %s | %s | %s | %s | %s |" % (
+                system, "{:,}".format(s["rows"]), mb(s["growth_mb"]), mb(s.get("anon_growth_mb")),
+                mb(s.get("file_growth_mb")),
+                ("%.0f MB (heap)" % s["limit_mb"]) if s.get("limit_mb") else "–", verdict))
         if "churn" in m:
             c = m["churn"]
-            limit = c.get("limit_mb")
-            verdict = ("pass" if c["growth_mb"] < limit else "**over limit**") if limit else \
-                "baseline"
-            lines.append("| %s | RSS growth over set/get/delete cycles | {:,} | %.1f MB | %s | %s |"
-                         .format(c["cycles"]) % (system, c["growth_mb"],
-                                                 ("%.0f MB" % limit) if limit else "–", verdict))
+            lines.append("| %s | after set/get/delete cycles | %s | %s | – | – | %s | %s |" % (
+                system, "{:,}".format(c["cycles"]), mb(c["growth_mb"]),
+                ("%.0f MB" % c["limit_mb"]) if c.get("limit_mb") else "–", _verdict(c)))
+    lines += ["",
+              "RSS is read from /proc/self/status. Scan: peak VmHWM (reset via /proc/self/clear_refs"
+              " before the scan) minus VmRSS before it; the anonymous part is the sampled peak of "
+              "RssAnon. Sophia 2.2 maps its node files (`db.<name>.mmap` defaults to 1), so total "
+              "RSS grows by about the data size during a scan even in raw C: those pages are "
+              "file-backed and reclaimable, so the 20 MB limit is applied to the anonymous (heap) "
+              "part, where a binding leak would show. Churn: VmRSS after minus VmRSS before, "
+              "measured after a warm-up of as many cycles, because the engine itself (raw C, same "
+              "cycle) grows by ~70 MB over the first million cycles before reaching steady state."]
     return lines
 
 
@@ -133,7 +150,7 @@ def memory_failed(suite: Dict[str, Any]) -> List[str]:
     for system, res in (suite.get("memory") or {}).items():
         bad += ["%s/%s" % (system, c) for c in res.get("errors", {})]
         for check, m in res.get("memory", {}).items():
-            if isinstance(m, dict) and m.get("limit_mb") and m["growth_mb"] >= m["limit_mb"]:
+            if isinstance(m, dict) and _verdict(m) == "**over limit**":
                 bad.append("%s/%s" % (system, check))
     return bad
 

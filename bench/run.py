@@ -215,22 +215,31 @@ def throughput(runners: Dict[str, Runner], suite: Dict[str, Any], args: argparse
 
 
 def memory(runners: Dict[str, Runner], suite: Dict[str, Any], args: argparse.Namespace) -> None:
-    """Memory checks for `ours` systems, plus the raw-C churn baseline when raw-c is selected."""
+    """Memory checks for `ours` systems, plus the raw-C baselines when raw-c is selected."""
     targets = [s for s in runners if SYSTEMS[s][0] in ("ours", "c") and s not in suite["skipped"]]
     for system in targets:
         runner = runners[system]
-        directory = scratch_dir()
-        t0 = time.perf_counter()
-        try:
-            data = run_one(runner, runner.command(0, directory, 0, memory=True,
-                                                  memory_rows=args.memory_rows),
-                           args.timeout)
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-        log("  memory %-20s %5.1f s" % (system, time.perf_counter() - t0))
-        if "failed" in data:
-            data = {"errors": {"(worker)": data["failed"]}}
-        suite["memory"][system] = data
+        # raw-c runs its two checks as two invocations; a worker runs both in one
+        modes = ["--scan", "--churn"] if runner.kind == "c" else [None]
+        merged: Dict[str, Any] = {"memory": {}, "errors": {}}
+        for mode in modes:
+            directory = scratch_dir()
+            t0 = time.perf_counter()
+            cmd = runner.command(0, directory, 0, memory=True, memory_rows=args.memory_rows)
+            if mode:
+                cmd[1] = mode
+            try:
+                data = run_one(runner, cmd, args.timeout)
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
+            log("  memory %-20s %s %5.1f s" % (system, mode or "", time.perf_counter() - t0))
+            if "failed" in data:
+                data = {"errors": {mode or "(worker)": data["failed"]}}
+            merged["memory"].update(data.get("memory", {}))
+            merged["errors"].update(data.get("errors", {}))
+            if "unavailable" in data:
+                merged["unavailable"] = data["unavailable"]
+        suite["memory"][system] = merged
 
 
 def main(argv: Optional[List[str]] = None) -> int:

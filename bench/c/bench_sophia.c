@@ -8,6 +8,7 @@
  *
  * usage: bench_sophia N DIR SEED
  *        bench_sophia --churn CYCLES DIR    (memory baseline: RSS growth of the engine alone)
+ *        bench_sophia --scan ROWS DIR       (memory baseline: peak RSS growth of a full scan)
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -176,15 +177,47 @@ static void *open_env(const char *path) {
     return e;
 }
 
-static long rss_kb(void) {
+/* a "Field:   123 kB" line of /proc/self/status */
+static long status_kb(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
+    size_t len = strlen(field);
     long kb = -1;
     if (!f) return -1;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) { kb = atol(line + 6); break; }
+        if (strncmp(line, field, len) == 0 && line[len] == ':') { kb = atol(line + len + 1); break; }
     fclose(f);
     return kb;
+}
+
+static long rss_kb(void) { return status_kb("VmRSS"); }
+
+/* The same fill and scan as bench/memory.py: batches of 10,000 in one transaction each, then one
+ * full scan; peak RSS (VmHWM, reset through clear_refs) minus RSS before the scan. */
+static int scan_peak(long rows, const char *dir) {
+    char path[4096], key[KEY_LEN];
+    snprintf(path, sizeof path, "%s/scan", dir);
+    env = open_env(path);
+    for (long i = 0; i < rows; i += 10000) {
+        void *tx = sp_begin(env);
+        for (long j = i; j < i + 10000 && j < rows; j++) { make_key(key, (int)j); set_one(tx, key); }
+        if (sp_commit(tx) != 0) { fprintf(stderr, "commit failed\n"); return 1; }
+    }
+    long before = rss_kb(), anon0 = status_kb("RssAnon"), file0 = status_kb("RssFile");
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    int exact = f != NULL && fputs("5", f) >= 0;
+    if (f) fclose(f);
+    double t0 = now();
+    long seen = scan(NULL, NULL, NULL, 0, 0);
+    double dt = now() - t0;
+    long peak = exact ? status_kb("VmHWM") : rss_kb();
+    printf("{\"memory\": {\"full_scan\": {\"rows\": %ld, \"expected_rows\": %ld, "
+           "\"growth_mb\": %.3f, \"anon_growth_mb\": %.3f, \"file_growth_mb\": %.3f, "
+           "\"method\": \"%s\", \"seconds\": %.6f}}, \"errors\": {}}\n", seen, rows,
+           (peak - before) / 1024.0, (status_kb("RssAnon") - anon0) / 1024.0,
+           (status_kb("RssFile") - file0) / 1024.0, exact ? "VmHWM after clear_refs" : "VmRSS", dt);
+    sp_destroy(env);
+    return 0;
 }
 
 /* The same set/get/delete cycle as bench/memory.py, so a growth seen there can be split into
@@ -219,6 +252,7 @@ static int churn(long cycles, const char *dir) {
 
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--churn") == 0) return churn(atol(argv[2]), argv[3]);
+    if (argc == 4 && strcmp(argv[1], "--scan") == 0) return scan_peak(atol(argv[2]), argv[3]);
     if (argc != 4) { fprintf(stderr, "usage: %s N DIR SEED\n", argv[0]); return 2; }
     n_rows = atoi(argv[1]);
     rng_state = (uint64_t)strtoull(argv[3], NULL, 10) * 2654435761ULL + 88172645463325252ULL;
