@@ -128,6 +128,16 @@ def _engine_dir(log=print) -> Path:
         raise Unavailable("engine source unavailable: %s" % exc)
 
 
+def compiler_version() -> str:
+    """First line of `cc --version`, for the report."""
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or "cc"
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.splitlines()[0].strip()
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return cc
+
+
 def build_c(log=print) -> str:
     """Compile bench/c/bench_sophia.c with the engine into bench/out/; return the binary."""
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")

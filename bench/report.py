@@ -33,6 +33,23 @@ def medians(suite: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
     return out
 
 
+def spread_sentence(suite: Dict[str, Any]) -> str:
+    """How far apart the runs of one figure were: (slowest - fastest) / median."""
+    spreads = []
+    for runs in suite["runs"].values():
+        per: Dict[str, List[float]] = {}
+        for run in runs:
+            for w, v in run.items():
+                per.setdefault(w, []).append(v)
+        spreads += [(max(vs) - min(vs)) / statistics.median(vs) for vs in per.values()
+                    if len(vs) > 1 and statistics.median(vs) > 0]
+    if not spreads:
+        return "Only one run per figure: no spread to report."
+    return ("Between runs of the same figure, fastest and slowest differed by %.0f %% of the "
+            "median (median over all figures; worst %.0f %%)."
+            % (100 * statistics.median(spreads), 100 * max(spreads)))
+
+
 def _fmt_ops(v: Optional[float]) -> str:
     if v is None:
         return "–"
@@ -165,6 +182,10 @@ def markdown(suite: Dict[str, Any], chart: Optional[str]) -> str:
              "- N = {:,} rows (keys 13 bytes `key%010d`, values 100 bytes); ".format(meta["n"])
              + "each figure is the median of %d run(s), each run a fresh process and store;"
              % meta["runs"] + " ratios come from the medians of this one suite run.",
+             "- Load average (1, 5, 15 min) at start %s, at end %s; wall time of the suite %s s. "
+             % (meta.get("loadavg_start", "?"), meta.get("loadavg_end", "?"),
+                meta.get("elapsed_s", "?"))
+             + "The machine has 2 cores shared with other work. " + spread_sentence(suite),
              "- Systems and interpreters:"]
     for s in suite["systems"]:
         if s in suite["skipped"]:

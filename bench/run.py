@@ -206,8 +206,8 @@ def throughput(runners: Dict[str, Runner], suite: Dict[str, Any], args: argparse
                 {w: v["ops"] / v["seconds"] for w, v in data["results"].items()
                  if v["seconds"] > 0})
             if system == "raw-c":
-                suite["meta"]["versions"][system] = "C (%s), engine Sophia 2.2 669d57b" % (
-                    envs.C_FLAGS and " ".join(envs.C_FLAGS))
+                suite["meta"]["versions"][system] = "%s %s, engine Sophia 2.2 669d57b" % (
+                    envs.compiler_version(), " ".join(envs.C_FLAGS))
             else:
                 suite["meta"]["versions"][system] = "%s, %s %s" % (
                     data.get("interpreter"), "sophy" if runner.kind in ("ours", "peer")
@@ -289,6 +289,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                      .strftime("%Y-%m-%d %H:%M UTC"), versions={}),
         "systems": systems, "skipped": {}, "runs": {}, "errors": {}, "memory": {}}
     started = time.perf_counter()
+    suite["meta"]["loadavg_start"] = "%.2f %.2f %.2f" % os.getloadavg()
     log("preparing systems: %s" % ", ".join(systems))
     try:
         runners, skipped = resolve(systems, args)
@@ -306,6 +307,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         log("memory checks, %d rows/cycles" % args.memory_rows)
         memory(runners, suite, args)
     suite["meta"]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    # other work on the machine skews figures; the report shows how busy it was
+    suite["meta"]["loadavg_end"] = "%.2f %.2f %.2f" % os.getloadavg()
     with open(OUT / "results.json", "w") as f:
         json.dump(suite, f, indent=1)
 
