@@ -175,6 +175,18 @@ def machine() -> Dict[str, str]:
             "os": "%s %s" % (platform.system(), platform.release())}
 
 
+def source_state() -> str:
+    """The commit measured (ours is an editable install), and whether src/ had local changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src",
+                                "csrc"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (head or "unknown") + (" (with uncommitted changes in src/ or csrc/)" if dirty else "")
+
+
 def scratch_dir() -> str:
     OUT.mkdir(parents=True, exist_ok=True)
     return tempfile.mkdtemp(prefix="data-", dir=str(OUT))
@@ -284,7 +296,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     command = "python bench/run.py " + " ".join(map(shlex.quote, argv if argv is not None
                                                       else sys.argv[1:]))
     suite: Dict[str, Any] = {
-        "meta": dict(machine(), command=command.strip(), n=args.n, runs=args.runs,
+        "meta": dict(machine(), command=command.strip(), source=source_state(), n=args.n, runs=args.runs,
                      date=datetime.datetime.now(datetime.timezone.utc)
                      .strftime("%Y-%m-%d %H:%M UTC"), versions={}),
         "systems": systems, "skipped": {}, "runs": {}, "errors": {}, "memory": {}}
