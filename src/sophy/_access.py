@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
+from ._codec import KEY_PART_MAX, VALUE_MAX
 from ._cursor import Cursor
 from ._errors import ReadOnlyError, TransactionLocked
-from ._native import GET_BUFFER, NULL, ffi, lib
+from ._native import GET_CAP, GET_POOL, NULL, ffi, lib, new_get_buffer
 
 _MISSING = object()
 _sy_get = lib.sy_get
@@ -18,6 +19,8 @@ _sy_set = lib.sy_set
 _sy_delete = lib.sy_delete
 _NOTFOUND = lib.SY_NOTFOUND
 _unpack = ffi.unpack
+_pool_pop = GET_POOL.pop
+_pool_push = GET_POOL.append
 
 
 class Reader:
@@ -28,53 +31,96 @@ class Reader:
     _t: Any = NULL
     _txn: Any = None
 
+    def _attach(self, db: Any, txn: Any) -> None:
+        """Cache what every operation needs, so the hot paths read one attribute each."""
+        s = db._schema
+        self._db = db
+        self._d = db._d
+        self._txn = txn
+        self._t = NULL if txn is None else txn._t
+        self._enc = s.encode_key
+        self._encv = s.encode_value
+        self._decv = s.decode_value
+        self._str_keys = s.scalar and s.key_types[0] == "string"
+        self._str_values = s.value_type == "string"
+
     # -- single reads: one crossing each --
     def _lookup(self, k: bytes) -> Any:
         """Encoded key -> decoded value, or _MISSING."""
-        g = GET_BUFFER
-        buf = g.buf
-        d = self._db._d
-        n = _sy_get(d, self._t, k, len(k), buf, len(buf))
-        if n >= 0:
-            if n <= len(buf):
-                return self._db._schema.decode_value(_unpack(buf, n))
-            return self._lookup_big(k, n)
+        try:
+            buf = _pool_pop()
+        except IndexError:
+            buf = new_get_buffer()
+        n = _sy_get(self._d, self._t, k, len(k), buf, GET_CAP)
+        if 0 <= n <= GET_CAP:
+            v = self._decv(_unpack(buf, n))
+            _pool_push(buf)
+            return v
+        _pool_push(buf)
         if n == _NOTFOUND:
             return _MISSING
-        raise self._db._env._handle.error(n, self._what("reading"))
+        if n < 0:
+            raise self._db._env._handle.error(n, self._what("reading"))
+        return self._lookup_big(k, n)
 
     def _lookup_big(self, k: bytes, n: int) -> Any:
-        # the value did not fit this thread's buffer: grow it and read again (the value may have
-        # changed in between, so loop)
+        # the value did not fit a pooled buffer: read it into one of its own size (the value may
+        # have grown in between, so loop)
         while True:
-            GET_BUFFER.buf = buf = ffi.new("char[]", max(n, 2 * len(GET_BUFFER.buf)))
-            n = _sy_get(self._db._d, self._t, k, len(k), buf, len(buf))
-            if n == _NOTFOUND:
+            buf = ffi.new("char[]", n)
+            got = _sy_get(self._d, self._t, k, len(k), buf, n)
+            if got == _NOTFOUND:
                 return _MISSING
-            if n < 0:
-                raise self._db._env._handle.error(n, self._what("reading"))
-            if n <= len(buf):
-                return self._db._schema.decode_value(_unpack(buf, n))
+            if got < 0:
+                raise self._db._env._handle.error(got, self._what("reading"))
+            if got <= n:
+                return self._decv(_unpack(buf, got))
+            n = got
 
     def _what(self, verb: str) -> str:
         return "%s database %r" % (verb, self._db.name)
 
     def __getitem__(self, key: Any) -> Any:
-        if type(key) is slice:
+        # the hot path: one encode, one crossing, one unpack + decode (see _lookup); str keys
+        # are encoded inline (a Python frame costs more than the encoding itself)
+        if type(key) is str and self._str_keys:
+            try:
+                k = key.encode()
+            except UnicodeEncodeError:
+                k = self._enc(key)  # raises the precise error
+            if len(k) > KEY_PART_MAX:
+                k = self._enc(key)
+        elif type(key) is slice:
             return self._slice(key)
-        v = self._lookup(self._db._schema.encode_key(key))
+        else:
+            k = self._enc(key)
+        try:
+            buf = _pool_pop()
+        except IndexError:
+            buf = new_get_buffer()
+        n = _sy_get(self._d, self._t, k, len(k), buf, GET_CAP)
+        if 0 <= n <= GET_CAP:
+            v = self._decv(_unpack(buf, n))
+            _pool_push(buf)
+            return v
+        _pool_push(buf)
+        if n == _NOTFOUND:
+            raise KeyError(key)
+        if n < 0:
+            raise self._db._env._handle.error(n, self._what("reading"))
+        v = self._lookup_big(k, n)
         if v is _MISSING:
             raise KeyError(key)
         return v
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value for ``key``, or ``default`` when it is missing."""
-        v = self._lookup(self._db._schema.encode_key(key))
+        v = self._lookup(self._enc(key))
         return default if v is _MISSING else v
 
     def __contains__(self, key: Any) -> bool:
-        k = self._db._schema.encode_key(key)
-        n = _sy_get(self._db._d, self._t, k, len(k), GET_BUFFER.buf, 0)
+        k = self._enc(key)
+        n = _sy_get(self._d, self._t, k, len(k), NULL, 0)
         if n >= 0:
             return True
         if n == _NOTFOUND:
@@ -85,7 +131,7 @@ class Reader:
 
     def multi_get(self, keys: Iterable[Any]) -> List[Any]:
         """Values for ``keys`` in order, ``None`` for each missing key."""
-        enc = self._db._schema.encode_key
+        enc = self._enc
         out = []
         for key in keys:
             v = self._lookup(enc(key))
@@ -111,7 +157,7 @@ class Reader:
         schema = self._db._schema
         if start is not None and stop is not None:
             a, b = schema.encode_bound(start), schema.encode_bound(stop)
-            if lib.sy_keycmp(self._db._d, a, len(a), b, len(b)) > 0:
+            if lib.sy_keycmp(self._d, a, len(a), b, len(b)) > 0:
                 start, stop = stop, start
                 reverse = True
         if reverse:
@@ -151,10 +197,25 @@ class Writer(Reader):
             raise self._db._env._handle.error(rc, self._what(verb))
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        schema = self._db._schema
-        k = schema.encode_key(key)
-        v = schema.encode_value(value)
-        rc = _sy_set(self._db._d, self._t, k, len(k), v, len(v))
+        if type(key) is str and self._str_keys:
+            try:
+                k = key.encode()
+            except UnicodeEncodeError:
+                k = self._enc(key)  # raises the precise error
+            if len(k) > KEY_PART_MAX:
+                k = self._enc(key)
+        else:
+            k = self._enc(key)
+        if type(value) is str and self._str_values:
+            try:
+                v = value.encode()
+            except UnicodeEncodeError:
+                v = self._encv(value)
+            if len(v) > VALUE_MAX:
+                v = self._encv(value)
+        else:
+            v = self._encv(value)
+        rc = _sy_set(self._d, self._t, k, len(k), v, len(v))
         if rc:
             self._check_write(rc, "writing to")
 
@@ -162,8 +223,8 @@ class Writer(Reader):
 
     def __delitem__(self, key: Any) -> None:
         """Delete ``key``; deleting a missing key is not an error (as in the engine)."""
-        k = self._db._schema.encode_key(key)
-        rc = _sy_delete(self._db._d, self._t, k, len(k))
+        k = self._enc(key)
+        rc = _sy_delete(self._d, self._t, k, len(k))
         if rc:
             self._check_write(rc, "deleting from")
 
@@ -179,7 +240,7 @@ class Writer(Reader):
         else:
             vbuf = b"".join(values)
             vlens = ffi.new("int32_t[]", [len(v) for v in values])
-        rc = lib.sy_set_many(self._db._d, self._t, n, b"".join(keys), klens, vbuf, vlens)
+        rc = lib.sy_set_many(self._d, self._t, n, b"".join(keys), klens, vbuf, vlens)
         if rc == lib.SY_LOCKED and self._t == NULL:
             raise TransactionLocked("%s: the batch was rolled back because a key is locked by "
                                     "another transaction or a concurrent commit conflicted"
@@ -192,8 +253,7 @@ class Writer(Reader):
         and/or keyword arguments (string keys)."""
         if len(args) > 1:
             raise TypeError("update expected at most 1 positional argument, got %d" % len(args))
-        schema = self._db._schema
-        enc_k, enc_v = schema.encode_key, schema.encode_value
+        enc_k, enc_v = self._enc, self._encv
         keys: List[bytes] = []
         vals: List[bytes] = []
         if args:
@@ -214,28 +274,28 @@ class Writer(Reader):
 
     def multi_delete(self, keys: Iterable[Any]) -> None:
         """Delete many keys atomically (missing keys are ignored)."""
-        enc = self._db._schema.encode_key
+        enc = self._enc
         self._batch([enc(k) for k in keys], None)
 
     def pop(self, key: Any, default: Any = _MISSING) -> Any:
         """Remove ``key`` and return its value (``default``, or KeyError, when missing)."""
-        k = self._db._schema.encode_key(key)
+        k = self._enc(key)
         v = self._lookup(k)
         if v is _MISSING:
             if default is _MISSING:
                 raise KeyError(key)
             return default
-        self._check_write(_sy_delete(self._db._d, self._t, k, len(k)), "deleting from")
+        self._check_write(_sy_delete(self._d, self._t, k, len(k)), "deleting from")
         return v
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """``db[key]`` if present, else store and return ``default``."""
-        k = self._db._schema.encode_key(key)
+        k = self._enc(key)
         v = self._lookup(k)
         if v is not _MISSING:
             return v
-        enc = self._db._schema.encode_value(default)
-        self._check_write(_sy_set(self._db._d, self._t, k, len(k), enc, len(enc)), "writing to")
+        enc = self._encv(default)
+        self._check_write(_sy_set(self._d, self._t, k, len(k), enc, len(enc)), "writing to")
         return default
 
     def clear(self) -> None:

@@ -71,6 +71,8 @@ class Cursor:
         if txn is not None:
             txn._children.add(self)
         self._it = self._rows()
+        self._text = schema.scalar and schema.key_types[0] == "string" and \
+            schema.value_type == "string"
 
     def _fetch(self, want: int, maxrows: int = BATCH_ROWS) -> Optional[tuple]:
         """One batch: (rows, sizes list, data bytes), or None at the end."""
@@ -103,6 +105,13 @@ class Cursor:
         dk, dv = schema.decode_key, schema.decode_value
         out: List[Any] = []
         o = 0
+        if self._text:
+            # str keys and values: decode the whole batch in one call; when it is ASCII the
+            # character offsets equal the byte offsets, so rows are slices of one str and no
+            # per-row decode call is needed
+            text = data.decode()
+            if len(text) == len(data):
+                return _split(text, sizes, n, self._want)
         if self._want == 3:
             for i in range(0, 2 * n, 2):
                 kl = sizes[i]
@@ -179,6 +188,25 @@ class Cursor:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return "<sophy.Cursor on %r (%s)>" % (self._db.name, state)
+
+
+def _split(data: Any, sizes: List[int], n: int, want: int) -> List[Any]:
+    """Rows of a batch whose parts need no decoding (slices of ``data``)."""
+    out: List[Any] = []
+    o = 0
+    if want == 3:
+        for i in range(0, 2 * n, 2):
+            m = o + sizes[i]
+            e = m + sizes[i + 1]
+            out.append((data[o:m], data[m:e]))
+            o = e
+    else:
+        first = 0 if want == 1 else 1
+        for i in range(first, 2 * n, 2):
+            e = o + sizes[i]
+            out.append(data[o:e])
+            o = e
+    return out
 
 
 def _encode_prefix(schema: Any, prefix: Any) -> bytes:

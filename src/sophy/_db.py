@@ -8,7 +8,7 @@ from ._access import Writer
 from ._codec import Schema, describe_fields, parse_engine_scheme
 from ._config import Setting
 from ._errors import ClosedError, SchemaMismatch
-from ._native import EnvHandle, NULL, ffi, lib
+from ._native import EnvHandle, ffi, lib
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._env import Sophia
@@ -68,9 +68,7 @@ class Database(Writer):
         self._schema = schema
         self._settings: Dict[str, Any] = {}
         self._d = ffi.new("sy_db *")  # unbound until the environment opens
-        self._db = self
-        self._t = NULL
-        self._txn = None
+        self._attach(self, None)
 
     @property
     def index_type(self) -> Any:
@@ -132,6 +130,7 @@ class Database(Writer):
                 % (self.name, self._env.path, describe_fields(actual), s.description,
                    describe_fields(declared)))
         self._d = d
+        self._attach(self, None)
 
     # -- transactions and views --
     def transaction(self, lock_timeout: float = 1.0) -> "Transaction":

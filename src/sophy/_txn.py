@@ -57,9 +57,7 @@ class TxDatabase(Writer):
     def __init__(self, db: "Database", txn: "Transaction") -> None:
         if db._env is not txn._env:
             raise ValueError("database %r belongs to another environment" % db.name)
-        self._db = db
-        self._txn = txn
-        self._t = txn._t
+        self._attach(db, txn)
 
     def __repr__(self) -> str:
         return "<sophy.TxDatabase %r>" % self._db.name
@@ -179,10 +177,9 @@ class View(ReadOnly, _TxHandle):
 
     def __init__(self, db: "Database", name: str = "view") -> None:
         self.name = name
-        self._db = db
         self._env = db._env
         self._begin(db._env, "creating view %r" % name)
-        self._txn = self
+        self._attach(db, self)
 
     def _describe(self) -> str:
         return "view %r" % self.name
