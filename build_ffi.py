@@ -99,6 +99,8 @@ int sy_keycmp(sy_db *d, const char *a, int alen, const char *b, int blen);
 int sy_set(sy_db *d, sy_txn *t, const char *key, int klen, const char *val, int vlen);
 int sy_delete(sy_db *d, sy_txn *t, const char *key, int klen);
 int64_t sy_get(sy_db *d, sy_txn *t, const char *key, int klen, char *buf, int64_t cap);
+int sy_get_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *klens,
+                char *buf, int64_t cap, int32_t *vlens);
 int sy_set_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *klens,
                 const char *vals, const int32_t *vlens);
 

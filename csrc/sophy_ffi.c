@@ -488,6 +488,74 @@ done:
 	return out;
 }
 
+/* Read many keys in one crossing: values land end to end in buf, vlens[i] is the size of value
+ * i or -1 when the key is missing.  Returns how many keys were processed (fewer than n when the
+ * next value does not fit: call again with the rest), or an error code. */
+int sy_get_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *klens,
+                char *buf, int64_t cap, int32_t *vlens)
+{
+	if (d->env == NULL)
+		return SY_CLOSED;
+	int rc = sy_enter(d->env);
+	if (rc)
+		return rc;
+	if (t && (rc = sy_take(&t->busy))) {
+		sy_leave(d->env);
+		return rc;
+	}
+	void *obj;
+	rc = sy_target(d, t, &obj);
+	if (rc)
+		goto out;
+	int64_t ko = 0, used = 0;
+	int i;
+	for (i = 0; i < n; i++) {
+		void *doc = sp_document(d->db);
+		if (doc == NULL) {
+			rc = SY_ERROR;
+			goto out;
+		}
+		rc = sy_setkey(d, doc, keys + ko, klens[i], 1);
+		if (rc) {
+			sp_destroy(doc);
+			goto out;
+		}
+		uint64_t before = sy_errors(d->env);
+		void *res = sp_get(obj, doc);
+		if (res == NULL) {
+			if (sy_errors(d->env) != before) {
+				rc = SY_ERROR;
+				goto out;
+			}
+			vlens[i] = -1;
+		} else {
+			int size = 0;
+			const char *v = sp_getstring(res, d->vname, &size);
+			if (used + size > cap) {
+				sp_destroy(res);
+				if (i == 0) {
+					vlens[0] = size;
+					rc = SY_TOOBIG;
+					goto out;
+				}
+				break;
+			}
+			if (size > 0)
+				memcpy(buf + used, v, size);
+			used += size;
+			vlens[i] = size;
+			sp_destroy(res);
+		}
+		ko += klens[i];
+	}
+	rc = i;
+out:
+	if (t)
+		sy_give(&t->busy);
+	sy_leave(d->env);
+	return rc;
+}
+
 int sy_set_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *klens,
                 const char *vals, const int32_t *vlens)
 {

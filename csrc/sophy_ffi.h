@@ -90,6 +90,8 @@ int sy_delete(sy_db *d, sy_txn *t, const char *key, int klen);
 int64_t sy_get(sy_db *d, sy_txn *t, const char *key, int klen, char *buf, int64_t cap);
 
 /* batches: n packed keys/values laid end to end, lengths in klens/vlens */
+int sy_get_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *klens,
+                char *buf, int64_t cap, int32_t *vlens);
 int sy_set_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *klens,
                 const char *vals, const int32_t *vlens);
 

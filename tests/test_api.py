@@ -244,3 +244,13 @@ def test_options_at_construction(tmp_path):
     env.create_database("d", "string")
     assert env.scheduler_threads == 1 and env.log_sync is True
     env.close()
+
+
+def test_multi_get_chunks_and_big_values(env):
+    db = env.create_database("mg", "string")
+    vals = {"a": "x" * 40000, "b": "y" * 100000, "c": "z", "d": "w" * 40000, "e": "v" * 40000}
+    db.update(vals)
+    keys = ["a", "missing", "b", "c", "d", "e", "b"]
+    assert db.multi_get(keys) == [vals.get(k) for k in keys]
+    with db.view() as v:
+        assert v.multi_get(["e", "nope"]) == [vals["e"], None]

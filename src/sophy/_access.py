@@ -130,12 +130,40 @@ class Reader:
     exists = __contains__
 
     def multi_get(self, keys: Iterable[Any]) -> List[Any]:
-        """Values for ``keys`` in order, ``None`` for each missing key."""
+        """Values for ``keys`` in order, ``None`` for each missing key (one crossing for the
+        whole batch while the values fit a 64 KiB buffer)."""
         enc = self._enc
-        out = []
-        for key in keys:
-            v = self._lookup(enc(key))
-            out.append(None if v is _MISSING else v)
+        encoded = [enc(k) for k in keys]
+        out: List[Any] = []
+        dec = self._decv
+        start = 0
+        total = len(encoded)
+        while start < total:
+            chunk = encoded[start:]
+            n = len(chunk)
+            klens = ffi.new("int32_t[]", [len(k) for k in chunk])
+            vlens = ffi.new("int32_t[]", n)
+            cap = GET_CAP
+            buf = ffi.new("char[]", cap)
+            got = lib.sy_get_many(self._d, self._t, n, b"".join(chunk), klens, buf, cap, vlens)
+            if got == lib.SY_TOOBIG:  # the first value alone is bigger than the buffer
+                out.append(self._lookup_big(chunk[0], vlens[0]))
+                if out[-1] is _MISSING:
+                    out[-1] = None
+                start += 1
+                continue
+            if got < 0:
+                raise self._db._env._handle.error(got, self._what("reading"))
+            sizes = ffi.unpack(vlens, got)
+            data = ffi.unpack(buf, sum(s for s in sizes if s > 0))
+            o = 0
+            for s in sizes:
+                if s < 0:
+                    out.append(None)
+                else:
+                    out.append(dec(data[o:o + s]))
+                    o += s
+            start += got
         return out
 
     def multi_get_dict(self, keys: Iterable[Any]) -> dict:
