@@ -32,6 +32,10 @@ ROUNDS = 8
 def test_killed_writer_keeps_every_acknowledged_commit(tmp_path: Any, seed: int) -> None:
     figures = crash.run_rounds(str(tmp_path / "env"), ROUNDS, seed=seed, max_acks=150)
     assert figures.rounds == ROUNDS
+    # the only repair tolerated is the known empty log file of a kill during rotation
+    # (test_kill_during_log_rotation_leaves_an_openable_log); nothing with data is ever cut
+    for problem in figures.repairs:
+        assert "torn file header (0 of 11 bytes)" in problem, problem
     assert figures.acknowledged > ROUNDS  # the kills did not all land before any commit
     # every kind of operation was acknowledged and checked at least once over the rounds
     assert {"set", "txn", "batch"} <= set(figures.per_kind)
@@ -79,4 +83,45 @@ def test_kill_during_recovery(tmp_path: Any) -> None:
         assert proc.returncode == -signal.SIGKILL
     env = Sophia(path, databases=[("db", "string")])
     assert dict(env["db"]) == rows
+    env.close()
+
+
+def _empty_newest_log(path: str) -> str:
+    """What a kill between creating the next log file and writing its header leaves."""
+    env = Sophia(path, databases=[("db", "string")])
+    env["db"].update(("k%d" % i, "v") for i in range(10))
+    env.close()
+    log_dir = os.path.join(path, "log")
+    newest = max(int(n.split(".")[0]) for n in os.listdir(log_dir) if n.endswith(".log"))
+    empty = os.path.join(log_dir, "%020d.log" % (newest + 1))
+    open(empty, "wb").close()
+    return empty
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: SIGKILL during log rotation (seen in stress/crash.py "
+                   "after ~150 rounds) leaves the new log file empty: the engine creates "
+                   "<n>.log, then writes its 11-byte header (sw_new), and at the next sp_open "
+                   "refuses the 0-byte file ('corrupted log file ...: bad size'), so a plain "
+                   "kill -9 makes the environment unopenable; open should treat an empty newest "
+                   "log file as empty (or repair it)")
+def test_kill_during_log_rotation_leaves_an_openable_log(tmp_path: Any) -> None:
+    path = str(tmp_path / "env")
+    _empty_newest_log(path)
+    env = Sophia(path, databases=[("db", "string")])
+    assert len(env["db"]) == 10
+    env.close()
+
+
+def test_repair_log_fixes_the_empty_log_of_a_kill_during_rotation(tmp_path: Any) -> None:
+    from sophy._repair import repair_log
+    path = str(tmp_path / "env")
+    empty = _empty_newest_log(path)
+    report = repair_log(path)
+    assert report.files_truncated == [empty] and report.bytes_dropped == 0
+    env = Sophia(path, databases=[("db", "string")])
+    assert dict(env["db"]) == {"k%d" % i: "v" for i in range(10)}
+    env["db"]["after"] = "repair"
+    env.close()
+    env = Sophia(path, databases=[("db", "string")])
+    assert env["db"]["after"] == "repair"
     env.close()
