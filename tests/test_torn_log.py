@@ -373,3 +373,14 @@ def test_open_with_repair(tmp_path: Any) -> None:  # pragma: no cover - depends 
     finally:
         env.close()
     assert sophy is not None
+
+
+def test_native_crc_agrees_with_the_pure_one() -> None:
+    from sophy import _repair
+    native = _repair._native_crc()
+    if native is None:
+        pytest.skip("the compiled module exports no sy_crc32c helper (pure Python is used)")
+    for n in (0, 1, 7, 8, 13, 100, 4097):
+        data = os.urandom(n)
+        assert native(0, data) == crc32c(0, data)
+        assert native(0xDEADBEEF, data) == crc32c(0xDEADBEEF, data)
