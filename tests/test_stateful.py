@@ -31,6 +31,10 @@ PROFILE = settings.get_profile(
 
 ORDERS = (">=", ">", "<=", "<")
 MAX_VIEWS = 3
+BULK_ROWS = 300  # > the cursor batch of 256 rows
+# len() of a database over 256 rows overflows the heap (xfail in test_concurrency.py): count
+# bigger databases by iterating instead, until that is fixed
+LEN_SAFE_ROWS = 200
 
 # -- key and value strategies: few distinct values, so operations hit the same keys --------------
 
@@ -163,6 +167,20 @@ class DatabaseMachine(RuleBasedStateMachine):
         for k in ks:
             self.model.data.pop(k, None)
 
+    @precondition(lambda self: len(self.model.data) < BULK_ROWS)
+    @rule(start=st.integers(0, 3))
+    def bulk_load(self, start: int) -> None:
+        """Enough rows that scans span several of the cursor's 256-row batches."""
+        pairs = [(self._bulk_key(start + 2 * i), self._value("v%d" % i))
+                 for i in range(BULK_ROWS)]
+        self.db.update(pairs)
+        self.model.data.update(pairs)
+
+    @rule()
+    def clear(self) -> None:
+        self.db.clear()
+        self.model.data.clear()
+
     @rule(data=st.data(), with_default=st.booleans())
     def pop(self, data: st.DataObject, with_default: bool) -> None:
         k = data.draw(self.keys)
@@ -209,8 +227,7 @@ class DatabaseMachine(RuleBasedStateMachine):
         assert list(self.db.cursor(order=order)) == self.model.cursor(order, None)
 
     @precondition(lambda self: self.schema.key_types[0] == "string")
-    # '>' with a prefix is left out: it skips the key equal to the prefix (xfail test below)
-    @rule(prefix=st.sampled_from(PREFIXES), order=st.sampled_from((">=", "<=", "<")))
+    @rule(prefix=st.sampled_from(PREFIXES), order=st.sampled_from((">=", ">", "<=", "<")))
     def cursor_prefix(self, prefix: str, order: str) -> None:
         assert list(self.db.cursor(order=order, prefix=prefix)) == \
             self.model.prefixed(order, prefix)
@@ -227,7 +244,10 @@ class DatabaseMachine(RuleBasedStateMachine):
 
     @rule()
     def length(self) -> None:
-        assert len(self.db) == len(self.model.data)
+        if len(self.model.data) <= LEN_SAFE_ROWS:
+            assert len(self.db) == len(self.model.data)
+        else:
+            assert sum(1 for _ in self.db.keys()) == len(self.model.data)
         assert bool(self.db) == bool(self.model.data)
 
     # -- transactions --
@@ -307,7 +327,8 @@ class DatabaseMachine(RuleBasedStateMachine):
         assert list(view[start:stop]) == snap.slice(start, stop, None)
         order = data.draw(st.sampled_from(ORDERS))
         assert list(view.cursor(order=order, key=k)) == snap.cursor(order, k)
-        assert len(view) == len(snap.data)
+        if len(snap.data) <= LEN_SAFE_ROWS:
+            assert len(view) == len(snap.data)
         with pytest.raises(ReadOnlyError):
             view[k] = data.draw(self.values)
 
@@ -332,6 +353,13 @@ class DatabaseMachine(RuleBasedStateMachine):
         self.env = Sophia(self.path, databases=self.spec, scheduler_threads=0)
         self.db = self.env["db"]
         assert list(self.db) == self.model.rows()
+
+    def _bulk_key(self, i: int) -> Any:
+        return {"string": "bulk%04d" % i, "u64": 10**6 + i,
+                ("string", "u64"): ("bulk", i)}[self.INDEX_TYPE]
+
+    def _value(self, text: str) -> Any:
+        return text.encode() if self.VALUE_TYPE == "bytes" else text
 
     def _any_key(self) -> Any:
         return {"string": "a", "u64": 1, ("string", "u64"): ("a", 1)}[self.INDEX_TYPE]
@@ -358,10 +386,6 @@ def test_database_against_model(tmp_path: Path, index_type: Any, value_type: str
     _run(tmp_path, index_type, value_type)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cursor(order='>', prefix=p) without a key skips the "
-                   "key equal to p (and (p, 0) in a ('string','u64') database): the prefix is "
-                   "used as the seek key with the strict order, while '<' with a prefix and "
-                   "'>' without one start at the first matching key")
 @pytest.mark.parametrize("index_type,keys", [
     ("string", ["a", "ab", "b"]), (("string", "u64"), [("a", 0), ("a", 5), ("b", 1)])], ids=["string", "string-u64"])
 def test_strict_prefix_scan_includes_the_prefix_itself(tmp_path: Path, index_type: Any,
