@@ -701,7 +701,8 @@ static void sy_cursor_free(sy_cursor *c)
 	free(c->stop);
 	free(c->prefix);
 	free(c->last);
-	c->start = c->stop = c->prefix = c->last = NULL;
+	free(c->seed);
+	c->start = c->stop = c->prefix = c->last = c->seed = NULL;
 }
 
 int sy_cursor_open(sy_cursor *c, sy_db *d, sy_txn *view, int order,
@@ -806,26 +807,69 @@ static int sy_in_range(sy_cursor *c, const char *key, int klen)
 	return 1;
 }
 
+/* 1024 bytes of 0xff: the engine's maximum string key part.  Static, because sp_setstring keeps
+ * only the pointer until the document is consumed. */
+static char sy_ff[1024];
+static pthread_once_t sy_ff_once = PTHREAD_ONCE_INIT;
+static void sy_ff_init(void) { memset(sy_ff, 0xff, sizeof(sy_ff)); }
+
+/* Set key parts from..nkey-1 to the engine-order maximum (hi) or minimum (!hi). */
+static int sy_fill(sy_db *d, void *doc, int from, int hi)
+{
+	for (int i = from; i < d->nkey; i++) {
+		int rc;
+		if (d->ktype[i] == SY_T_STRING)
+			rc = hi ? sp_setstring(doc, d->kname[i], sy_ff, sizeof(sy_ff))
+			        : sp_setstring(doc, d->kname[i], "", 0);
+		else
+			/* all ones is the numeric maximum at any width; *_rev types order it first */
+			rc = sp_setint(doc, d->kname[i], (hi != d->krev[i]) ? -1 : 0);
+		if (rc == -1)
+			return SY_ERROR;
+	}
+	return 0;
+}
+
 /* Seed the first seek document: start key, or for a prefix scan the prefix itself. */
 static int sy_seed(sy_cursor *c, void *doc, int order)
 {
 	sy_db *d = c->db;
+	pthread_once(&sy_ff_once, sy_ff_init);
+	/* a strict order is strict about the given key only: without one, start at the first
+	 * (or last) row of the range, which may be the type's minimum (maximum) */
+	if (!c->start)
+		order = order == 1 ? 0 : order == 3 ? 2 : order;
 	if (sp_setstring(doc, "order", sy_orders[order], 0) == -1)
 		return SY_ERROR;
-	if (c->start)
-		return sy_setkey(d, doc, c->start, c->startlen, 0);
+	if (c->start) {
+		sy_part parts[SY_MAX_KEYS];
+		int n = sy_parse(d, c->start, c->startlen, parts);
+		if (n < 0)
+			return n;
+		int rc = sy_setkey(d, doc, c->start, c->startlen, 0);
+		/* a partial key stands for its whole group: a strict order skips all of it, so fill
+		 * the missing parts with the group's last (for '>') or first (for '<') value; the
+		 * engine's own fill is the opposite */
+		if (rc == 0 && n < d->nkey && (order == 1 || order == 3))
+			rc = sy_fill(d, doc, n, order == 1);
+		return rc;
+	}
 	if (c->prefix && d->ktype[0] == SY_T_STRING) {
 		if (order < 2) {
 			return sp_setstring(doc, d->kname[0], c->plen ? c->prefix : "", c->plen) == -1
 			       ? SY_ERROR : 0;
 		}
-		/* descending: start above every key with this prefix (0xff never occurs in UTF-8
-		 * and string key parts are at most 1024 bytes) */
-		char hi[1024];
-		int n = c->plen < 1024 ? c->plen : 1024;
-		memcpy(hi, c->prefix, n);
-		memset(hi + n, 0xff, sizeof(hi) - n);
-		return sp_setstring(doc, d->kname[0], hi, sizeof(hi)) == -1 ? SY_ERROR : 0;
+		/* descending: start at or above every key with this prefix (0xff never occurs in
+		 * UTF-8; string key parts are at most 1024 bytes).  The buffer lives in the cursor:
+		 * the engine reads it when the seek runs, after we return. */
+		if (c->seed == NULL && (c->seed = malloc(sizeof(sy_ff))) == NULL)
+			return SY_NOMEM;
+		int n = c->plen < (int)sizeof(sy_ff) ? c->plen : (int)sizeof(sy_ff);
+		memcpy(c->seed, c->prefix, n);
+		memset(c->seed + n, 0xff, sizeof(sy_ff) - n);
+		if (sp_setstring(doc, d->kname[0], c->seed, sizeof(sy_ff)) == -1)
+			return SY_ERROR;
+		return sy_fill(d, doc, 1, 1);
 	}
 	return 0;
 }
@@ -951,8 +995,11 @@ int sy_cursor_fetch(sy_cursor *c, char *buf, int64_t cap, int32_t *sizes, int ma
 			}
 			break;
 		}
-		sizes[2 * rows] = (want & 1) ? klen : 0;
-		sizes[2 * rows + 1] = vlen;
+		/* counting (want == 0) may ask for more rows than sizes[] holds: write nothing */
+		if (want) {
+			sizes[2 * rows] = (want & 1) ? klen : 0;
+			sizes[2 * rows + 1] = vlen;
+		}
 		if (want & 1) {
 			memcpy(buf + used, c->last, klen);
 			used += klen;

@@ -65,6 +65,7 @@ typedef struct sy_cursor {
 	char *stop; int stoplen; int stop_incl;
 	char *prefix; int plen;
 	char *last; int lastlen; int lastcap;
+	char *seed;             /* descending prefix seek key (the engine keeps the pointer) */
 } sy_cursor;
 
 /* environment */
@@ -104,6 +105,7 @@ int sy_rollback(sy_txn *t);
 int sy_cursor_open(sy_cursor *c, sy_db *d, sy_txn *view, int order,
                    const char *start, int startlen, const char *prefix, int plen,
                    const char *stop, int stoplen, int stop_incl);
+/* sizes must hold 2 * maxrows entries unless want == 0 (count only) */
 int sy_cursor_fetch(sy_cursor *c, char *buf, int64_t cap, int32_t *sizes, int maxrows,
                     int want);
 int sy_cursor_close(sy_cursor *c);

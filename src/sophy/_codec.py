@@ -232,7 +232,7 @@ class Schema:
                         return b
                 if not isinstance(v, str):
                     raise TypeError("expected value str for this database (value_type "
-                                    "'string'), got %s %r" % (type(v).__name__, _short(v)))
+                                    "'string'), got %s %s" % (type(v).__name__, _short(v)))
                 try:
                     b = v.encode("utf-8")
                 except UnicodeEncodeError as e:
@@ -246,7 +246,7 @@ class Schema:
         def enc_b(v: Any) -> bytes:
             if not isinstance(v, (bytes, bytearray, memoryview)):
                 raise TypeError("expected value bytes for this database (value_type 'bytes'), "
-                                "got %s %r" % (type(v).__name__, _short(v)))
+                                "got %s %s" % (type(v).__name__, _short(v)))
             b = bytes(v)
             if len(b) > VALUE_MAX:
                 raise ValueError("value is %d bytes; the limit is %d" % (len(b), VALUE_MAX))
