@@ -321,11 +321,6 @@ print(n)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: len(db) on a database with more than 256 rows "
-                   "overflows the heap: Cursor.count() calls sy_cursor_fetch(..., maxrows=1<<20, "
-                   "want=0) with self._sizes sized for 2*BATCH_ROWS (512) int32s, and the helper "
-                   "writes sizes[2i], sizes[2i+1] for every row; glibc aborts ('free(): invalid "
-                   "pointer') at close or later")
 def test_len_of_a_large_database_then_exit_is_clean(tmp_path: Any, run_python: Any) -> None:
     proc = run_python(LEN_OF_BIG_DB, str(tmp_path / "env"))
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "5000", "")
