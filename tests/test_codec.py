@@ -192,9 +192,6 @@ def test_value_limits() -> None:
         Schema("string").encode_value(b"bytes")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: value type errors show the repr of the repr: "
-                   "Schema('string').encode_value(1) says \"got int '1'\", as if the value were "
-                   "the str '1' (_short() returns a repr, then '%r' quotes it again)")
 def test_value_type_error_shows_the_value_as_given() -> None:
     with pytest.raises(TypeError, match=r"got int 1$"):
         Schema("string").encode_value(1)
@@ -390,10 +387,6 @@ def test_inclusive_orders_without_key_see_every_edge(tmp_path: Path, t: str) -> 
         env.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cursor(order='>') with no start key skips the first "
-                   "key when it equals the type's minimum (0, '' or b''; the maximum for *_rev "
-                   "types): the engine seeks strictly past an implicit all-minimum key instead "
-                   "of starting at the beginning")
 @pytest.mark.parametrize("t", KEY_TYPES)
 def test_strict_forward_without_key_starts_at_first_key(tmp_path: Path, t: str) -> None:
     schema = Schema(t)
@@ -407,10 +400,6 @@ def test_strict_forward_without_key_starts_at_first_key(tmp_path: Path, t: str) 
         env.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cursor(order='<') with no start key skips the last "
-                   "key when it equals the type's maximum (2**N-1, b'\\xff'*1024; 0 for *_rev "
-                   "types): the engine seeks strictly below an implicit all-maximum key instead "
-                   "of starting at the end")
 @pytest.mark.parametrize("t", [t for t in KEY_TYPES if t != "string"])
 def test_strict_reverse_without_key_starts_at_last_key(tmp_path: Path, t: str) -> None:
     schema = Schema(t)
@@ -435,11 +424,6 @@ def test_strict_reverse_without_key_on_strings(tmp_path: Path) -> None:
         env.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a strict order from a partial multi-part key only "
-                   "skips the single key (part0, min...) for '>' or (part0, max...) for '<' (the "
-                   "engine fills unset parts with min/max), although a partial key equals every "
-                   "key extending it everywhere else (slices, sy_keycmp): cursor('>', "
-                   "key=('a',)) yields ('a', 5)")
 def test_strict_orders_from_partial_key_skip_the_whole_group(tmp_path: Path) -> None:
     env = fresh_env(tmp_path, [("db", ("string", "u64"))])
     try:
@@ -464,11 +448,6 @@ def test_inclusive_orders_from_partial_key(tmp_path: Path) -> None:
         env.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a descending prefix scan of a bytes database misses "
-                   "keys made of 0xff bytes (cursor('<=', prefix=b'\\xff') skips b'\\xff'*1023 "
-                   "and b'\\xff'*1024); likely cause: sy_seed() hands its stack array `hi` to "
-                   "sp_setstring(), which keeps only the pointer, and the seek runs after sy_seed "
-                   "returned")
 @pytest.mark.parametrize("order", ["<=", "<"])
 def test_descending_prefix_scan_of_0xff_bytes_keys(tmp_path: Path, order: str) -> None:
     keys = [b"\xff" * n for n in (1024, 1023, 100, 3, 2)] + [b"\xff\x00", b"\xff"]
