@@ -2,8 +2,9 @@
 """Fault-injection sweep: fail the engine's N-th allocation / file operation over a whole workflow.
 
     python tools/fault_sweep.py              # the bounded sweep the test suite runs (N = 0..40)
-    python tools/fault_sweep.py --full       # N = 0.. until a run sees no fault, plus the
-                                             # compaction/recovery injection points
+    python tools/fault_sweep.py --full       # N = 0.. until a run sees no fault, into an
+                                             # existing environment and into its creation
+                                             # (kind@create), plus the injection points
     python tools/fault_sweep.py --kinds oom --max 300
 
 The engine's counters (``debug.error_injection.oom`` / ``.io``, set before ``open``) make the
@@ -301,6 +302,7 @@ def main(argv: List[str]) -> int:
     vdir = variant_dir(args.python)
     if args.full:
         limit = args.max if args.max != 40 else 5000
+        kinds = kinds + [k + "@create" for k in kinds]
         results = full_runs(kinds, args.python, vdir, limit)
         results += sweep([("point", p) for p in POINTS], args.python, vdir)
     else:
