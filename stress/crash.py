@@ -110,10 +110,12 @@ def read_state(path: str, repairs: Optional[List[str]] = None) -> Model:
     try:
         env = Sophia(path, databases=DBS, log_rotate_wm=ROTATE_WM)
     except SophiaError as exc:
-        if repairs is None or "corrupted log file" not in str(exc):
+        if repairs is None:
             raise CrashFailure("reopening failed: %s" % exc) from None
         from sophy._repair import repair_log
         report = repair_log(path)
+        if report.clean:
+            raise CrashFailure("reopening failed with an intact log: %s" % exc) from None
         repairs.extend(report.problems)
         env = Sophia(path, databases=DBS, log_rotate_wm=ROTATE_WM)
     try:
