@@ -14,8 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -71,13 +72,14 @@ def _last_line(text: str) -> str:
     return (errors[-1] if errors else lines[-1] if lines else "no output")[:300]
 
 
-def _run_logged(cmd: List[str], log: Path, timeout: int = 1800) -> subprocess.CompletedProcess:
+def _run_logged(cmd: List[str], log: Path, timeout: int = 1800,
+                env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     LOGS.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as f:
         f.write("$ %s\n" % " ".join(cmd))
         f.flush()
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=timeout)
+                              timeout=timeout, env=None if env is None else dict(os.environ, **env))
         f.write(proc.stdout)
     return proc
 
@@ -86,12 +88,55 @@ def venv_python(name: str) -> Path:
     return BENCH / (".venv-" + name) / "bin" / "python"
 
 
-def ensure_venv(name: str, base: str, requirements: List[str], log=print) -> str:
-    """Create/refresh bench/.venv-<name> from `base` with `requirements`; return its python."""
+def native_fingerprint(root: Path = REPO) -> str:
+    """Hash of what the compiled module is built from: an editable install must be rebuilt when
+    it changes (Python files are picked up live, the C extension is not)."""
+    digest = hashlib.sha256()
+    files = [root / "build_ffi.py", root / "setup.py"] + sorted((root / "csrc").glob("*.[ch]")) \
+        + sorted((root / "csrc" / "sophia" / "patches").glob("*.patch"))
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def snapshot_head(log=print) -> Tuple[Path, str]:
+    """Export the committed HEAD (git archive) to bench/out/snapshot-<commit>; return it.
+
+    Measuring a committed snapshot keeps a long run consistent while the working tree is being
+    edited (an editable install sees half-finished edits, and a stale compiled module)."""
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=60, check=True
+                                ).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Unavailable("cannot read HEAD: %s" % exc)
+    dest = OUT / ("snapshot-" + commit)
+    for old in OUT.glob("snapshot-*"):  # only the latest export is ever needed again
+        if old != dest and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    if not (dest / "pyproject.toml").exists():
+        log("  exporting HEAD %s to %s" % (commit, dest.relative_to(REPO)))
+        tmp = OUT / ("snapshot-%s.tar" % commit)
+        OUT.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(tmp), commit], check=True,
+                       timeout=300)
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tmp) as tar:
+            tar.extractall(dest)
+        tmp.unlink()
+    return dest, commit
+
+
+def ensure_venv(name: str, base: str, requirements: List[str], log=print,
+                fingerprint: str = "", env: Optional[Dict[str, str]] = None) -> str:
+    """Create/refresh bench/.venv-<name> from `base` with `requirements`; return its python.
+
+    The venv is reused while its stamp (base, requirements, `fingerprint`) is unchanged."""
     vdir = BENCH / (".venv-" + name)
     py = venv_python(name)
     stamp = vdir / ".bench-stamp"
-    want = json.dumps({"base": base, "requirements": requirements})
+    want = json.dumps({"base": base, "requirements": requirements, "fingerprint": fingerprint})
     if py.exists() and stamp.exists() and stamp.read_text() == want:
         return str(py)
     logfile = LOGS / ("venv-%s.log" % name)
@@ -101,7 +146,7 @@ def ensure_venv(name: str, base: str, requirements: List[str], log=print) -> str
         if proc.returncode != 0:
             raise Unavailable("venv creation failed: %s" % _last_line(proc.stdout))
     proc = _run_logged([str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-                       + requirements, logfile)
+                       + requirements, logfile, env=env)
     if proc.returncode != 0:
         raise Unavailable("pip install %s failed: %s" % (" ".join(requirements),
                                                          _last_line(proc.stdout)))

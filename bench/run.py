@@ -125,7 +125,19 @@ def resolve(systems: List[str], args: argparse.Namespace) -> Tuple[Dict[str, Run
                 runners[system] = Runner(system, kind, python=base)
                 continue
             name = "%s-%s" % (kind, impl)
-            py = envs.ensure_venv(name, base, VENV_REQUIREMENTS[kind](impl), log)
+            reqs, fingerprint, env = VENV_REQUIREMENTS[kind](impl), "", None
+            if kind == "ours":
+                fingerprint = envs.native_fingerprint()
+                if args.snapshot:
+                    src, commit = args.snapshot_tree  # exported once per suite run
+                    # a plain install of the committed tree; the engine files are git-ignored,
+                    # so the build is pointed at the verified copy already in csrc/sophia/
+                    reqs = [str(src) + ("[bench]" if impl == "cpython" else "")]
+                    name, fingerprint = "ours-snapshot-%s" % impl, commit
+                    engine = REPO / "csrc" / "sophia"
+                    if (engine / "sophia.c").exists():
+                        env = {"SOPHY_ENGINE_DIR": str(engine)}
+            py = envs.ensure_venv(name, base, reqs, log, fingerprint=fingerprint, env=env)
             runners[system] = Runner(system, kind, python=py)
         except Unavailable as exc:
             skipped[system] = str(exc)
@@ -267,6 +279,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--python", action="append",
                     help="an interpreter that already has our sophy installed (repeatable); "
                     "used for ours on its implementation instead of a venv")
+    ap.add_argument("--snapshot", action="store_true",
+                    help="measure ours from the committed HEAD (git archive, plain install) "
+                    "instead of an editable install of the working tree")
     ap.add_argument("--cpython", help="base CPython for venvs (default: python3)")
     ap.add_argument("--pypy", help="base PyPy for venvs (default: pypy3)")
     ap.add_argument("--memory", action="store_true", help="also run the memory checks")
@@ -293,10 +308,19 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "logs").mkdir(exist_ok=True)
+    if args.snapshot:
+        # HEAD moves while others commit: export it once so every interpreter measures one commit
+        try:
+            args.snapshot_tree = envs.snapshot_head(log)
+        except Unavailable as exc:
+            log("error: --snapshot: %s" % exc)
+            return 1
     command = "python bench/run.py " + " ".join(map(shlex.quote, argv if argv is not None
                                                       else sys.argv[1:]))
     suite: Dict[str, Any] = {
-        "meta": dict(machine(), command=command.strip(), source=source_state(), n=args.n, runs=args.runs,
+        "meta": dict(machine(), command=command.strip(),
+                     source=("%s (clean export of HEAD, plain install)" % args.snapshot_tree[1])
+                     if args.snapshot else source_state(), n=args.n, runs=args.runs,
                      date=datetime.datetime.now(datetime.timezone.utc)
                      .strftime("%Y-%m-%d %H:%M UTC"), versions={}),
         "systems": systems, "skipped": {}, "runs": {}, "errors": {}, "memory": {}}
