@@ -114,6 +114,8 @@ int sy_cursor_open(sy_cursor *c, sy_db *d, sy_txn *view, int order,
 int sy_cursor_fetch(sy_cursor *c, char *buf, int64_t cap, int32_t *sizes, int maxrows,
                     int want);
 int sy_cursor_close(sy_cursor *c);
+
+uint32_t sy_crc32c(uint32_t crc, const char *buf, int len);
 """
 
 ffibuilder = FFI()

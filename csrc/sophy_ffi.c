@@ -150,8 +150,15 @@ int sy_env_open(sy_env *e)
 	} else {
 		rc = sp_open(e->env) == -1 ? SY_ERROR : 0;
 		/* a failed open cannot be retried on the same object: the caller closes it */
-		if (rc == 0)
+		if (rc == 0) {
 			e->state = 1;
+			/* engine bug: a log directory without any log file (a first open that failed
+			 * after creating it, deleted files) opens fine, then the first write hangs or
+			 * crashes in sw_begin on the empty file list.  Start a file now. */
+			swmanager *wm = &((se *)e->env)->wm;
+			if (wm->conf.enable && wm->n == 0 && sp_setint(e->env, "log.rotate", 0) == -1)
+				rc = SY_ERROR;
+		}
 	}
 	pthread_rwlock_unlock(&e->lock);
 	return rc;
@@ -184,18 +191,13 @@ int sy_env_error(sy_env *e, char *buf, int cap)
 	int rc = sy_enter_any(e);
 	if (rc)
 		return rc;
-	int size = 0;
-	char *s = sp_getstring(e->env, "sophia.error", &size);
-	int n = 0;
-	if (s) {
-		n = (int)strnlen(s, size > 0 ? (size_t)size : 0);
-		if (n > cap)
-			n = cap;
-		memcpy(buf, s, n);
-		free(s);
-	}
+	/* straight from the error record: sp_getstring(env, "sophia.error") serialises the whole
+	 * configuration tree, which crashes on a half-loaded database after a failed open */
+	int n = sr_errorcopy(&((se *)e->env)->error, buf, cap);
 	sy_leave(e);
-	return n;
+	if (n < 0)
+		n = 0;
+	return n < cap ? n : (cap > 0 ? cap - 1 : 0);
 }
 
 /* 0 offline, 1 online, 2 closed, 3 malfunction, 4 other engine state */
@@ -651,13 +653,19 @@ int sy_commit(sy_txn *t)
 	}
 	if (t->tx == NULL) {
 		rc = SY_CLOSED;
+	} else if (!sr_statusactive_is(sr_status(&((se *)t->env->env)->status))) {
+		/* the engine would return -1 and keep the handle: roll back ourselves */
+		sp_destroy(t->tx);
+		t->tx = NULL;
+		rc = SY_ERROR;
 	} else {
 		rc = sp_commit(t->tx);
 		if (rc == 0 || rc == 1) {
 			t->tx = NULL;
 		} else if (rc == -1) {
-			/* the engine keeps the handle when it failed: free it, the work is lost */
-			sp_destroy(t->tx);
+			/* a failed log write has already ended (freed) the transaction; only an
+			 * allocation failure before that keeps it, and then it is freed with the
+			 * environment.  Destroying it here could abort the process. */
 			t->tx = NULL;
 			rc = SY_ERROR;
 		}
@@ -1053,4 +1061,16 @@ int sy_cursor_close(sy_cursor *c)
 	sy_give(&c->busy);
 	sy_leave(c->env);
 	return 0;
+}
+
+/* ---- log checking ---- */
+
+/* The engine's own CRC-32C (hardware-accelerated when the CPU has it), for checking and
+ * repairing a log from Python before the engine opens it. */
+uint32_t sy_crc32c(uint32_t crc, const char *buf, int len)
+{
+	static sscrcf fn;
+	if (fn == NULL)
+		fn = ss_crc32c_function();
+	return fn(crc, buf, len);
 }

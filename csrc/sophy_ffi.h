@@ -110,4 +110,6 @@ int sy_cursor_fetch(sy_cursor *c, char *buf, int64_t cap, int32_t *sizes, int ma
                     int want);
 int sy_cursor_close(sy_cursor *c);
 
+uint32_t sy_crc32c(uint32_t crc, const char *buf, int len);
+
 #endif

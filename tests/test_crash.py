@@ -101,12 +101,6 @@ def _empty_newest_log(path: str) -> str:
     return empty
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: SIGKILL during log rotation (seen in stress/crash.py "
-                   "after ~150 rounds) leaves the new log file empty: the engine creates "
-                   "<n>.log, then writes its 11-byte header (sw_new), and at the next sp_open "
-                   "refuses the 0-byte file ('corrupted log file ...: bad size'), so a plain "
-                   "kill -9 makes the environment unopenable; open should treat an empty newest "
-                   "log file as empty (or repair it)")
 def test_kill_during_log_rotation_leaves_an_openable_log(tmp_path: Any) -> None:
     path = str(tmp_path / "env")
     _empty_newest_log(path)

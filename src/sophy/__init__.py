@@ -8,11 +8,12 @@ from __future__ import annotations
 from ._cursor import Cursor
 from ._db import Database
 from ._env import Sophia
-from ._errors import (BusyError, ClosedError, ConfigurationError, EnvironmentLocked,
+from ._errors import (BusyError, ClosedError, ConfigurationError, CorruptLogError, EnvironmentLocked,
                       ForkedEnvironmentError, MalfunctionError, ReadOnlyError, SchemaMismatch,
                       SophiaError, TransactionConflict, TransactionLocked)
 from ._txn import Transaction, TxDatabase, View
 from ._codec import KEY_TYPES, VALUE_TYPES
+from ._repair import RepairReport, check_log, repair_log
 
 __version__ = "3.0.0.dev0"
 ENGINE_VERSION = "2.2"
@@ -22,5 +23,6 @@ __all__ = [
     "Sophia", "Database", "Transaction", "TxDatabase", "View", "Cursor",
     "SophiaError", "ClosedError", "TransactionConflict", "TransactionLocked", "SchemaMismatch",
     "EnvironmentLocked", "ForkedEnvironmentError", "ConfigurationError", "MalfunctionError",
-    "ReadOnlyError", "BusyError", "KEY_TYPES", "VALUE_TYPES",
+    "ReadOnlyError", "BusyError", "CorruptLogError", "KEY_TYPES", "VALUE_TYPES",
+    "repair_log", "check_log", "RepairReport",
 ]

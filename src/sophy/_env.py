@@ -7,8 +7,10 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from ._codec import IndexType, Schema
 from ._config import RawConfig, Setting, check_value
 from ._db import Database, check_name
-from ._errors import ClosedError, ConfigurationError, SchemaMismatch, SophiaError
+from ._errors import (ClosedError, ConfigurationError, CorruptLogError, SchemaMismatch,
+                      SophiaError)
 from ._native import EnvHandle
+from ._repair import RepairReport, repair_log, tail_problem
 from ._txn import Transaction
 
 
@@ -40,8 +42,11 @@ class Sophia:
                                    "Number of the last complete backup", readonly=True)
 
     def __init__(self, path: "os.PathLike[str] | str", databases: Optional[Iterable[Any]] = None,
-                 auto_open: bool = True, **options: Any) -> None:
+                 auto_open: bool = True, repair: bool = False, **options: Any) -> None:
         self.path = os.fspath(path)
+        #: with repair=True, the next open() first cuts a torn log tail (report kept here)
+        self.repair = repair
+        self.last_repair: Optional[RepairReport] = None
         if not isinstance(self.path, str) or not self.path:
             raise TypeError("path must be a non-empty str or os.PathLike, got %r" % (path,))
         self._dbs: Dict[str, Database] = {}
@@ -89,6 +94,7 @@ class Sophia:
             return
         if self._handle.status == 2:  # closed before: a new engine object
             self._handle = self._new_handle()
+        self._check_log()
         h = self._handle
         if not self._dbs:
             # the engine refuses to open without a database: hold the directory now and open
@@ -105,6 +111,29 @@ class Sophia:
             self._handle = self._new_handle()
             raise
         self._open = True
+
+    def _check_log(self) -> None:
+        """Refuse (or, with repair=True, repair) a log whose last file ends in a torn or corrupt
+        record. The engine itself either refuses such a log or, for a zero-filled tail or a
+        torn first record, replays garbage or silently drops the file: never let it see one."""
+        log_path = self._settings.get("log.path")
+        if self.repair:
+            self.last_repair = repair_log(self.path, log_path)
+            return
+        found = tail_problem(self.path, log_path)
+        if found is None:
+            return
+        name, problem = found
+        if os.path.getsize(name) == 0:
+            # a kill during log rotation leaves the new file without even its header: it holds
+            # no commit, so giving it a header loses nothing
+            self.last_repair = repair_log(self.path, log_path)
+            return
+        raise CorruptLogError(
+            "the log of %s is damaged (%s: %s), as a crash or power loss can leave it; open it "
+            "with Sophia(path, ..., repair=True) to keep every complete commit (the damaged "
+            "bytes are saved next to the log file)"
+            % (self.path, os.path.basename(name), problem))
 
     def close(self) -> None:
         """Close the environment: every transaction, cursor and view made from it becomes

@@ -49,3 +49,10 @@ class ReadOnlyError(SophiaError):
 class BusyError(SophiaError):
     """The handle is being used by another thread at the same moment (one thread per
     transaction, cursor or view)."""
+
+
+class CorruptLogError(SophiaError):
+    """The write-ahead log ends in a torn or corrupt record (e.g. after a power loss).
+
+    Open with ``Sophia(path, ..., repair=True)`` to keep every complete commit and set the
+    damaged bytes aside (see ``sophy.repair_log``)."""

@@ -130,9 +130,8 @@ class EnvHandle:
     def run(self, key: str) -> None:
         """Run a function key (``scheduler.run``, ``db.N.compaction.checkpoint``...)."""
         rc = lib.sy_env_setint(self.e, key.encode("utf-8"), 0)
-        if rc == lib.SY_ERROR:
-            raise SophiaError("%s failed: %s" % (key, self.engine_message()))
-        self.check(rc, key)
+        if rc < 0:
+            raise self.error(rc, key)  # MalfunctionError when the step broke the engine
 
     # -- lifetime --
     def lock_directory(self) -> None:

@@ -312,3 +312,24 @@ def check_log(path: "os.PathLike[str] | str",
               log_path: "Optional[os.PathLike[str] | str]" = None) -> RepairReport:
     """What ``repair_log`` would do, without changing anything."""
     return repair_log(path, log_path, dry_run=True)
+
+
+def tail_problem(path: "os.PathLike[str] | str",
+                 log_path: "Optional[os.PathLike[str] | str]" = None
+                 ) -> Optional[Tuple[str, str]]:
+    """``(file, why)`` when the last log file of the environment at ``path`` would not replay
+    cleanly, else None.
+
+    Checked before every open (the last file is where a crash leaves a torn tail; earlier files
+    were complete when the engine rotated away from them), so it reads one file only."""
+    root = os.fspath(path)
+    log_dir = os.fspath(log_path) if log_path is not None else os.path.join(root, "log")
+    if not os.path.isdir(log_dir):
+        return None
+    files = _log_files(log_dir)
+    if not files:
+        return None
+    with open(files[-1], "rb") as f:
+        data = f.read()
+    problem = _scan(data)[3]
+    return None if problem is None else (files[-1], problem)
