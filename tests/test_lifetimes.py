@@ -324,3 +324,35 @@ print(n)
 def test_len_of_a_large_database_then_exit_is_clean(tmp_path: Any, run_python: Any) -> None:
     proc = run_python(LEN_OF_BIG_DB, str(tmp_path / "env"))
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "5000", "")
+
+
+def test_close_while_a_commit_waits_for_a_lock(tmp_path: Any) -> None:
+    """A commit retrying on a key locked by another open transaction stops at close() with a
+    SophiaError instead of waiting out its lock timeout."""
+    env = Sophia(str(tmp_path / "env"), databases=DBS)
+    db = env["db"]
+    holder = db.transaction()
+    holder["k"] = "holder"  # stays uncommitted: the key is locked
+    waiter = db.transaction(lock_timeout=600.0)
+    waiter["k"] = "waiter"
+    about_to_commit = threading.Event()
+    outcome: List[str] = []
+
+    def commit() -> None:
+        about_to_commit.set()
+        try:
+            waiter.commit(begin=False)
+            outcome.append("committed")
+        except SophiaError as exc:
+            outcome.append(type(exc).__name__)
+        except BaseException as exc:  # anything else is a failure
+            outcome.append("unexpected %r" % exc)
+
+    t = threading.Thread(target=commit, daemon=True)
+    t.start()
+    assert about_to_commit.wait(60)
+    env.close()
+    t.join(60)
+    assert not t.is_alive(), "the commit kept waiting after close()"
+    assert len(outcome) == 1 and outcome[0] != "committed" and \
+        not outcome[0].startswith("unexpected"), outcome
