@@ -474,3 +474,30 @@ def test_prefix_scans_of_edge_keys(tmp_path: Path, order: str) -> None:
         assert got == (want if order == ">=" else want[::-1])
     finally:
         env.close()
+
+
+# -- batched reads: values around the 64 KiB batch buffer ----------------------------------------
+
+_SIZES = [0, 1, 1000, 65535, 65536, 65537, 200_000]
+
+
+@DB_PROFILE
+@given(data=st.data())
+def test_multi_get_values_around_the_buffer_size(tmp_path: Path, data: st.DataObject) -> None:
+    sizes = data.draw(st.lists(st.sampled_from(_SIZES), min_size=1, max_size=8))
+    model = {"k%d" % i: bytes([i % 256]) * n for i, n in enumerate(sizes)}
+    probe = data.draw(st.lists(st.sampled_from(sorted(model) + ["missing", ""]), max_size=12))
+    env = fresh_env(tmp_path, [("db", "string", "bytes")])
+    try:
+        db = env["db"]
+        db.update(model)
+        assert db.multi_get(probe) == [model.get(k) for k in probe]
+        assert db.multi_get_dict(probe) == {k: model[k] for k in probe if k in model}
+        with db.transaction() as txn:  # a batch inside a transaction sees its own writes
+            tdb = txn[db]
+            tdb["missing"] = b"now here"
+            expect = dict(model, missing=b"now here")
+            assert tdb.multi_get(probe) == [expect.get(k) for k in probe]
+            txn.rollback(begin=False)
+    finally:
+        env.close()

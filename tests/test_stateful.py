@@ -213,6 +213,13 @@ class DatabaseMachine(RuleBasedStateMachine):
                 self.db[k]
 
     @rule(data=st.data())
+    def multi_get(self, data: st.DataObject) -> None:
+        ks = data.draw(st.lists(self.keys, max_size=6))
+        assert self.db.multi_get(ks) == [self.model.data.get(k) for k in ks]
+        assert self.db.multi_get_dict(ks) == {k: self.model.data[k] for k in ks
+                                              if k in self.model.data}
+
+    @rule(data=st.data())
     def slice(self, data: st.DataObject) -> None:
         start = data.draw(st.none() | self.keys)
         stop = data.draw(st.none() | self.keys)
@@ -284,6 +291,8 @@ class DatabaseMachine(RuleBasedStateMachine):
                 # exact-key reads see the transaction's own writes...
                 assert txn.get(k) == local.data.get(k)
                 assert (k in txn) == (k in local.data)
+            touched = [k for _, k, _ in batch]
+            assert tdb.multi_get(touched) == [local.data.get(k) for k in touched]
 
         def open_txn() -> Tuple[Any, Any, Any]:
             t = self.env.transaction() if through_env else self.db.transaction()
@@ -332,6 +341,8 @@ class DatabaseMachine(RuleBasedStateMachine):
         view, snap = self.views[data.draw(st.integers(0, len(self.views) - 1))]
         k = data.draw(self.keys)
         assert view.get(k) == snap.data.get(k)
+        ks = data.draw(st.lists(self.keys, max_size=4))
+        assert view.multi_get(ks) == [snap.data.get(k) for k in ks]
         assert (k in view) == (k in snap.data)
         assert list(view) == snap.rows()
         start, stop = data.draw(st.none() | self.keys), data.draw(st.none() | self.keys)
