@@ -22,7 +22,7 @@ from sophy._codec import Schema
 
 _COMMON = dict(deadline=None,  # PyPy's JIT warm-up makes the first examples slow
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-settings.register_profile("sophy-stateful", max_examples=30, stateful_step_count=40, **_COMMON)
+settings.register_profile("sophy-stateful", max_examples=25, stateful_step_count=40, **_COMMON)
 settings.register_profile("sophy-stateful-stress", max_examples=400, stateful_step_count=80,
                           **_COMMON)
 PROFILE = settings.get_profile(
@@ -31,6 +31,7 @@ PROFILE = settings.get_profile(
 
 ORDERS = (">=", ">", "<=", "<")
 MAX_VIEWS = 3
+MAX_CURSORS = 2
 BULK_ROWS = 300  # > the cursor batch of 256 rows
 
 # -- key and value strategies: few distinct values, so operations hit the same keys --------------
@@ -133,6 +134,8 @@ class DatabaseMachine(RuleBasedStateMachine):
         self.schema = Schema(self.INDEX_TYPE, self.VALUE_TYPE)
         self.model = Model(self.schema)
         self.views: List[Tuple[Any, Model]] = []
+        # open cursors with the rows they must still yield (their snapshot, as of creation)
+        self.cursors: List[Tuple[Any, List[Any]]] = []
 
     # strategies bound to this machine's schema are set by make_test() as class attributes
     keys: st.SearchStrategy[Any]
@@ -141,6 +144,8 @@ class DatabaseMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         for view, _ in self.views:
             view.close()
+        for cursor, _ in self.cursors:
+            cursor.close()
         self.env.close()
 
     # -- writes --
@@ -361,6 +366,37 @@ class DatabaseMachine(RuleBasedStateMachine):
         with pytest.raises(ClosedError):
             list(view)
 
+    # -- cursors kept open while the database changes --
+    @precondition(lambda self: len(self.cursors) < MAX_CURSORS)
+    @rule(data=st.data(), order=st.sampled_from(ORDERS), shape=st.sampled_from(["kv", "k", "v"]))
+    def open_cursor(self, data: st.DataObject, order: str, shape: str) -> None:
+        key = data.draw(st.none() | self.keys)
+        rows = self.model.cursor(order, key)
+        c = self.db.cursor(order=order, key=key, keys=shape != "v", values=shape != "k")
+        want = rows if shape == "kv" else [r[0] if shape == "k" else r[1] for r in rows]
+        self.cursors.append((c, want))
+
+    @precondition(lambda self: bool(self.cursors))
+    @rule(data=st.data(), n=st.sampled_from([1, 2, 7, 300]))
+    def step_cursor(self, data: st.DataObject, n: int) -> None:
+        i = data.draw(st.integers(0, len(self.cursors) - 1))
+        c, want = self.cursors[i]
+        got = list(itertools.islice(c, n))
+        assert got == want[:n]
+        if len(want) <= n:  # exhausted: it closed itself
+            self.cursors.pop(i)
+            assert next(c, None) is None
+        else:
+            self.cursors[i] = (c, want[n:])
+
+    @precondition(lambda self: bool(self.cursors))
+    @rule(data=st.data())
+    def close_cursor(self, data: st.DataObject) -> None:
+        c, _ = self.cursors.pop(data.draw(st.integers(0, len(self.cursors) - 1)))
+        c.close()
+        with pytest.raises(ClosedError):
+            next(c)
+
     # -- persistence --
     @rule()
     def reopen(self) -> None:
@@ -369,6 +405,10 @@ class DatabaseMachine(RuleBasedStateMachine):
             with pytest.raises(ClosedError):
                 view.get(self._any_key())
         self.views = []
+        for cursor, _ in self.cursors:  # ...and every cursor
+            with pytest.raises(ClosedError):
+                next(cursor)
+        self.cursors = []
         with pytest.raises(ClosedError):
             self.db[self._any_key()] = self._any_value()
         self.env = Sophia(self.path, databases=self.spec, scheduler_threads=0)
