@@ -11,7 +11,7 @@ from ._env import Sophia
 from ._errors import (BusyError, ClosedError, ConfigurationError, CorruptLogError, EnvironmentLocked,
                       ForkedEnvironmentError, MalfunctionError, ReadOnlyError, SchemaMismatch,
                       SophiaError, TransactionConflict, TransactionLocked)
-from ._txn import Transaction, TxDatabase, View
+from ._txn import DatabaseTransaction, Transaction, TxDatabase, View
 from ._codec import KEY_TYPES, VALUE_TYPES
 from ._repair import RepairReport, check_log, repair_log
 
@@ -20,7 +20,7 @@ ENGINE_VERSION = "2.2"
 ENGINE_BUILD = "669d57b"
 
 __all__ = [
-    "Sophia", "Database", "Transaction", "TxDatabase", "View", "Cursor",
+    "Sophia", "Database", "Transaction", "DatabaseTransaction", "TxDatabase", "View", "Cursor",
     "SophiaError", "ClosedError", "TransactionConflict", "TransactionLocked", "SchemaMismatch",
     "EnvironmentLocked", "ForkedEnvironmentError", "ConfigurationError", "MalfunctionError",
     "ReadOnlyError", "BusyError", "CorruptLogError", "KEY_TYPES", "VALUE_TYPES",

@@ -9,10 +9,10 @@ from ._codec import Schema, describe_fields, parse_engine_scheme
 from ._config import Setting
 from ._errors import ClosedError, SchemaMismatch
 from ._native import EnvHandle, ffi, lib
+from ._txn import DatabaseTransaction, View
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._env import Sophia
-    from ._txn import Transaction, View
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
@@ -61,6 +61,8 @@ class Database(Writer):
     page_count = Setting("index.page_count", "int", "Number of pages", readonly=True)
     read_disk = Setting("index.read_disk", "int", "Reads served from disk", readonly=True)
     read_cache = Setting("index.read_cache", "int", "Reads served from cache", readonly=True)
+
+    _is_database = True  # recognised by Transaction.__getitem__ without importing this module
 
     def __init__(self, env: "Sophia", name: str, schema: Schema) -> None:
         self._env = env
@@ -133,15 +135,13 @@ class Database(Writer):
         self._attach(self, None)
 
     # -- transactions and views --
-    def transaction(self, lock_timeout: float = 1.0) -> "Transaction":
+    def transaction(self, lock_timeout: float = 1.0) -> DatabaseTransaction:
         """A transaction whose ``txn[k]`` reads and writes go to this database
         (``txn[other_db][k]`` reaches others in the same environment)."""
-        from ._txn import Transaction
-        return Transaction(self._env, self, lock_timeout)
+        return DatabaseTransaction(self, lock_timeout)
 
-    def view(self, name: str = "view") -> "View":
+    def view(self, name: str = "view") -> View:
         """A read-only, point-in-time snapshot of this database."""
-        from ._txn import View
         return View(self, name)
 
     def __repr__(self) -> str:

@@ -219,7 +219,7 @@ class Sophia:
     def transaction(self, lock_timeout: float = 1.0) -> Transaction:
         """A transaction over any databases of this environment: ``txn[db][key] = value``."""
         self._require_open()
-        return Transaction(self, None, lock_timeout)
+        return Transaction(self, lock_timeout)
 
     def _require_open(self) -> None:
         if not self._open:

@@ -64,7 +64,8 @@ class TxDatabase(Writer):
 
 
 class Transaction(_TxHandle):
-    """An atomic unit of reads and writes across the databases of one environment.
+    """An atomic unit of reads and writes across the databases of one environment:
+    ``txn[db][key] = value``.
 
     As a context manager it commits at the end of the block and rolls back if the block raises.
     ``commit()`` and ``rollback()`` inside the block end the current transaction and start a
@@ -72,48 +73,31 @@ class Transaction(_TxHandle):
     that finds a key locked by another open transaction is retried for ``lock_timeout``
     seconds, then rolled back with ``TransactionLocked``."""
 
-    def __init__(self, env: "Sophia", db: Optional["Database"] = None,
-                 lock_timeout: float = 1.0) -> None:
+    _default: Optional["Database"] = None
+
+    def __init__(self, env: "Sophia", lock_timeout: float = 1.0) -> None:
         self._env = env
-        self._default = db
         self.lock_timeout = lock_timeout
         self._views: Dict[int, TxDatabase] = {}
         self._begin(env, "beginning a transaction")
 
+    def _for(self, db: "Database") -> TxDatabase:
+        tdb = self._views.get(id(db))
+        if tdb is None or tdb._db is not db:
+            tdb = self._views[id(db)] = TxDatabase(db, self)
+        return tdb
+
     def __getitem__(self, item: Any) -> Any:
-        from ._db import Database
-        if isinstance(item, Database):
-            tdb = self._views.get(id(item))
-            if tdb is None or tdb._db is not item:
-                tdb = self._views[id(item)] = TxDatabase(item, self)
-            return tdb
-        return self._on_default()[item]
+        if getattr(item, "_is_database", False):
+            return self._for(item)
+        raise TypeError("this transaction is not bound to a database: use txn[db][key] "
+                        "(or db.transaction() for txn[key])")
 
-    def _on_default(self) -> TxDatabase:
-        if self._default is None:
-            raise TypeError("this transaction is not bound to a database: use txn[db][key]")
-        return self[self._default]
+    def _unbound(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("this transaction is not bound to a database: use txn[db][key] "
+                        "(or db.transaction() for txn[key])")
 
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._on_default()[key] = value
-
-    def __delitem__(self, key: Any) -> None:
-        del self._on_default()[key]
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self._on_default()
-
-    def __iter__(self) -> Any:
-        return iter(self._on_default())
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self._on_default().get(key, default)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self._on_default().update(*args, **kwargs)
-
-    def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        return self._on_default().cursor(*args, **kwargs)
+    __setitem__ = __delitem__ = __contains__ = __iter__ = get = update = cursor = _unbound
 
     def commit(self, begin: bool = True) -> None:
         """Commit; with ``begin`` (the default) a new transaction starts on this object."""
@@ -167,6 +151,23 @@ class Transaction(_TxHandle):
 
     def __repr__(self) -> str:
         return "<sophy.Transaction %s>" % ("active" if self.active else "closed")
+
+
+class DatabaseTransaction(Writer, Transaction):
+    """A transaction bound to one database: ``txn[key]`` reads and writes it directly (the
+    dict operations of a database, through the transaction), while ``txn[other_db][key]``
+    reaches the other databases of the environment. (Writer comes first in the bases, so its
+    dict operations win over Transaction's unbound stand-ins.)"""
+
+    def __init__(self, db: "Database", lock_timeout: float = 1.0) -> None:
+        Transaction.__init__(self, db._env, lock_timeout)
+        self._default = db
+        self._attach(db, self)
+
+    def __getitem__(self, item: Any) -> Any:
+        if getattr(item, "_is_database", False):
+            return self._for(item)
+        return Writer.__getitem__(self, item)
 
 
 class View(ReadOnly, _TxHandle):
