@@ -10,6 +10,8 @@ unknown database names.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -17,6 +19,7 @@ import pytest
 
 from sophy import ClosedError, ConfigurationError, ReadOnlyError, Sophia
 
+SCRATCH = tempfile.mkdtemp(prefix="sophy-bad-input-")
 KEY_LIMIT = 1024
 VALUE_LIMIT = 2 * 1024 * 1024
 INT_BITS = {"u8": 8, "u16": 16, "u32": 32, "u64": 64}
@@ -44,6 +47,7 @@ def env(tmp_path_factory: Any) -> Any:
         e[name].update(rows)
     yield e
     e.close()
+    shutil.rmtree(SCRATCH, ignore_errors=True)
 
 
 def snapshot(e: Sophia) -> Dict[str, List[Tuple[Any, Any]]]:
@@ -263,6 +267,32 @@ CASES: List[Case] = _int_cases() + [
     ("view-clear", lambda e: _on_view(e, lambda v: v.clear()), ReadOnlyError, ("read-only",)),
     ("view-multi-delete", lambda e: _on_view(e, lambda v: v.multi_delete(["a"])),
      ReadOnlyError, ("read-only",)),
+    # other read/write entry points validate the same way
+    ("contains-bad-key", lambda e: 1 in e["k_string"], TypeError, ("must be str",)),
+    ("get-default-overflow", lambda e: e["k_u8"].get(300, "d"), OverflowError,
+     ("300", "out of range")),
+    ("pop-bad-key", lambda e: e["k_string"].pop(1), TypeError, ("must be str",)),
+    ("setdefault-bad-value", lambda e: e["k_string"].setdefault("new-key", 5), TypeError,
+     ("expected value str",)),
+    ("multi-get-bad-key", lambda e: e["multi"].multi_get([("a", 1), ("a",)]), TypeError,
+     ("2 part(s) needed",)),
+    ("view-get-bad-key", lambda e: _on_view(e, lambda v: v.get(1)), TypeError,
+     ("must be str",)),
+    ("txn-db-bad-value", lambda e: _txn_db_write(e, [("ok", "1"), ("bad", 1)]), TypeError,
+     ("expected value str",)),
+    # constructing an environment
+    ("sophia-empty-path", lambda e: Sophia(""), TypeError, ("path must be",)),
+    ("sophia-None-path", lambda e: Sophia(None), TypeError, ("NoneType",)),
+    ("sophia-unknown-option", lambda e: Sophia(_scratch(), bogus=1), TypeError,
+     ("unknown option 'bogus'",)),
+    ("sophia-readonly-option", lambda e: Sophia(_scratch(), auto_open=False, version="9"),
+     ConfigurationError, ("version", "read-only")),
+    ("sophia-databases-not-pairs", lambda e: Sophia(_scratch(), databases=[("x",)]), TypeError,
+     ("(name, index_type) pairs",)),
+    ("sophia-databases-bad-type", lambda e: Sophia(_scratch(), databases=[("x", "u99")]),
+     ValueError, ("unknown key type 'u99'",)),
+    ("sophia-databases-bad-name", lambda e: Sophia(_scratch(), databases=[("a b", "u8")]),
+     ValueError, ("database names",)),
     # transactions
     ("txn-unbound-key", lambda e: _env_txn(e, lambda t: t["a"]), TypeError,
      ("not bound to a database",)),
@@ -275,6 +305,20 @@ def _txn_write(e: Sophia, pairs: List[Tuple[Any, Any]]) -> None:
     with e["k_string"].transaction() as txn:
         for k, v in pairs:
             txn[k] = v
+
+
+def _txn_db_write(e: Sophia, pairs: List[Tuple[Any, Any]]) -> None:
+    """Writes through ``txn[db]`` of an environment transaction; the error rolls it back."""
+    db = e["k_string"]
+    with e.transaction() as txn:
+        for k, v in pairs:
+            txn[db][k] = v
+
+
+def _scratch() -> str:
+    """A fresh directory for environments that must fail before they open (removed with the
+    module's environment)."""
+    return tempfile.mkdtemp(prefix="sophy-bad-", dir=SCRATCH)
 
 
 def _on_view(e: Sophia, fn: Callable[[Any], Any]) -> None:
@@ -296,8 +340,7 @@ _FOREIGN: List[Any] = []
 def _foreign_db() -> Any:
     """A database object of another (closed, never opened) environment."""
     if not _FOREIGN:
-        import tempfile
-        other = Sophia(tempfile.mkdtemp(prefix="sophy-foreign-"), auto_open=False)
+        other = Sophia(_scratch(), auto_open=False)
         _FOREIGN.append(other.create_database("k_string", "string"))
     return _FOREIGN[0]
 
