@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import weakref
 from typing import Any, List, Optional
 
@@ -155,8 +156,13 @@ class EnvHandle:
 
     def open(self) -> None:
         self.lock_directory()
+        fresh = self._is_fresh()
         rc = lib.sy_env_open(self.e)
         if rc:
+            if fresh:
+                # a failed creation can leave a half-written scheme or node that no later
+                # open accepts; nothing was committed yet, so remove what the engine made
+                self._remove_created()
             if rc == lib.SY_ERROR:
                 msg = self.engine_message()
                 hint = ""
@@ -168,6 +174,25 @@ class EnvHandle:
                 err = self.error(rc, "opening %s" % self.path)
             self.close()
             raise err
+
+    def _is_fresh(self) -> bool:
+        """True when the directory holds nothing but our lock file (a first open)."""
+        try:
+            return all(name == LOCK_FILE for name in os.listdir(self.path))
+        except OSError:
+            return False
+
+    def _remove_created(self) -> None:
+        for name in os.listdir(self.path):
+            if name != LOCK_FILE:
+                full = os.path.join(self.path, name)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(full)
+                    except OSError:
+                        pass
 
     def close(self) -> None:
         """Invalidate children (cursors first: they hold engine objects), then the engine."""
