@@ -189,7 +189,7 @@ class Sophia:
         return db
 
     def _refuse_reopen(self, what: str) -> None:
-        busy = [c for c in self._handle.children if getattr(c, "active", True)
+        busy = [c for c in self._handle._snapshot_children() if getattr(c, "active", True)
                 and not getattr(c, "_closed", False)]
         if busy:
             raise SophiaError("cannot %s while %d transaction(s), cursor(s) or view(s) are open "

@@ -175,6 +175,16 @@ class EnvHandle:
             self.close()
             raise err
 
+    def _snapshot_children(self) -> List[Any]:
+        """The live children, even while other threads register new ones (a WeakSet cannot be
+        iterated while it grows). A handle registered after the snapshot is still safe: the C
+        side answers it SY_CLOSED."""
+        while True:
+            try:
+                return list(self.children)
+            except RuntimeError:  # changed size during iteration: take it again
+                continue
+
     def _is_fresh(self) -> bool:
         """True when the directory holds nothing but our lock file (a first open)."""
         try:
@@ -196,7 +206,7 @@ class EnvHandle:
 
     def close(self) -> None:
         """Invalidate children (cursors first: they hold engine objects), then the engine."""
-        for child in list(self.children):
+        for child in self._snapshot_children():
             try:
                 child._invalidate()
             except Exception:  # a child's close must never keep the environment open
