@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
-from sophy import ClosedError, ConfigurationError, ReadOnlyError, Sophia
+from sophy import ClosedError, ConfigurationError, ReadOnlyError, SchemaMismatch, Sophia
 
 SCRATCH = tempfile.mkdtemp(prefix="sophy-bad-input-")
 KEY_LIMIT = 1024
@@ -253,7 +253,7 @@ CASES: List[Case] = _int_cases() + [
     ("create-name-not-str", lambda e: e.create_database(b"db", "string"), ValueError,
      ("database names",)),
     ("create-redeclare-other-type", lambda e: e.create_database("k_string", "u64"),
-     Exception, ("already declared",)),
+     SchemaMismatch, ("already declared",)),
     # views are read-only
     ("view-set", lambda e: _on_view(e, lambda v: v.__setitem__("a", "x")), ReadOnlyError,
      ("read-only view",)),
