@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 from cffi import FFI
@@ -59,64 +60,22 @@ void    *sp_begin(void*);
 int      sp_prepare(void*);
 int      sp_commit(void*);
 
-#define SY_MAX_KEYS ...
-#define SY_ERROR ...
-#define SY_CLOSED ...
-#define SY_BUSY ...
-#define SY_FORKED ...
-#define SY_BADKEY ...
-#define SY_NOTFOUND ...
-#define SY_LOCKED ...
-#define SY_BADARG ...
-#define SY_TOOBIG ...
-#define SY_NOMEM ...
-#define SY_T_STRING ...
-#define SY_T_U8 ...
-#define SY_T_U16 ...
-#define SY_T_U32 ...
-#define SY_T_U64 ...
-
-typedef struct sy_env { ...; } sy_env;
-typedef struct sy_db { ...; } sy_db;
-typedef struct sy_txn { ...; } sy_txn;
-typedef struct sy_cursor { ...; } sy_cursor;
-
-int sy_env_new(sy_env *e);
-int sy_env_setstring(sy_env *e, const char *key, const char *val, int len);
-int sy_env_setint(sy_env *e, const char *key, int64_t val);
-int sy_env_getint(sy_env *e, const char *key, int64_t *out);
-int sy_env_getstring(sy_env *e, const char *key, char *buf, int cap);
-int sy_env_open(sy_env *e);
-int sy_env_close(sy_env *e);
-int sy_env_error(sy_env *e, char *buf, int cap);
-int sy_env_status(sy_env *e);
-
-int sy_db_bind(sy_db *d, sy_env *e, const char *name, int nkey, const int *ktypes,
-               const int *krev);
-int sy_db_scheme(sy_db *d, char *buf, int cap);
-int sy_keycmp(sy_db *d, const char *a, int alen, const char *b, int blen);
-
-int sy_set(sy_db *d, sy_txn *t, const char *key, int klen, const char *val, int vlen);
-int sy_delete(sy_db *d, sy_txn *t, const char *key, int klen);
-int64_t sy_get(sy_db *d, sy_txn *t, const char *key, int klen, char *buf, int64_t cap);
-int sy_get_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *klens,
-                char *buf, int64_t cap, int32_t *vlens);
-int sy_set_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *klens,
-                const char *vals, const int32_t *vlens);
-
-int sy_begin(sy_env *e, sy_txn *t);
-int sy_commit(sy_txn *t);
-int sy_rollback(sy_txn *t);
-
-int sy_cursor_open(sy_cursor *c, sy_db *d, sy_txn *view, int order,
-                   const char *start, int startlen, const char *prefix, int plen,
-                   const char *stop, int stoplen, int stop_incl);
-int sy_cursor_fetch(sy_cursor *c, char *buf, int64_t cap, int32_t *sizes, int maxrows,
-                    int want);
-int sy_cursor_close(sy_cursor *c);
-
-uint32_t sy_crc32c(uint32_t crc, const char *buf, int len);
 """
+
+
+def helper_declarations(header: Path) -> str:
+    """The cdef of our helpers, read from csrc/sophy_ffi.h so the two cannot drift apart:
+    integer constants become ``#define NAME ...`` (the compiler fills them), structs stay opaque
+    (``...;``), prototypes are copied as written."""
+    text = re.sub(r"/\*.*?\*/", "", header.read_text(), flags=re.S)
+    out = ["#define %s ..." % m for m in re.findall(r"^#define (SY_\w+)\s+-?\d+", text, re.M)]
+    out += ["typedef struct %s { ...; } %s;" % (m, m)
+            for m in re.findall(r"^typedef struct (sy_\w+) \{", text, re.M)]
+    out += re.findall(r"^(?:int|int64_t|uint32_t) sy_\w+\([^;]*\);", text, re.M)
+    return "\n".join(out)
+
+
+CDEF += helper_declarations(CSRC / "sophy_ffi.h")
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
