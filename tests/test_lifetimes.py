@@ -187,13 +187,14 @@ def test_close_while_threads_are_inside_operations(tmp_path: Any) -> None:
         acked: List[List[str]] = []
         errors: List[BaseException] = []
         started = [threading.Event() for _ in range(5)]
+        stop = threading.Event()  # so a failing close() cannot leave threads spinning
 
         def loop(i: int) -> None:
             mine: List[str] = []
             acked.append(mine)
             n = 0
             try:
-                while True:
+                while not stop.is_set():
                     kind = (i + n) % 5
                     if kind == 0:
                         db.get("k0007")
@@ -226,7 +227,10 @@ def test_close_while_threads_are_inside_operations(tmp_path: Any) -> None:
             t.start()
         for ev in started:
             assert ev.wait(60)
-        env.close()
+        try:
+            env.close()
+        finally:
+            stop.set()
         for t in threads:
             t.join(60)
         assert not any(t.is_alive() for t in threads), "a thread hung after close()"
@@ -356,3 +360,50 @@ def test_close_while_a_commit_waits_for_a_lock(tmp_path: Any) -> None:
     assert not t.is_alive(), "the commit kept waiting after close()"
     assert len(outcome) == 1 and outcome[0] != "committed" and \
         not outcome[0].startswith("unexpected"), outcome
+
+
+def test_close_while_threads_open_handles(tmp_path: Any) -> None:
+    """close() snapshots the children while other threads keep registering cursors and
+    transactions (iterating the growing WeakSet used to raise RuntimeError and leave the
+    environment open)."""
+    import sys
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: the race shows in every round
+    try:
+        for round_no in range(3):
+            env = Sophia(str(tmp_path / ("env%d" % round_no)), databases=DBS)
+            db = env["db"]
+            db["a"] = "1"
+            keep = [db.cursor() for _ in range(2000)]  # a long set of children to iterate
+            go = threading.Barrier(5)
+            stop = threading.Event()
+
+            def spawn() -> None:
+                go.wait()
+                mine = []
+                try:
+                    while not stop.is_set():
+                        mine.append(db.cursor() if len(mine) % 2 else db.transaction())
+                except SophiaError:
+                    return
+
+            threads = [threading.Thread(target=spawn, daemon=True) for _ in range(4)]
+            for t in threads:
+                t.start()
+            go.wait()
+            error = None
+            try:
+                env.close()
+            except BaseException as exc:  # noqa: B902 - anything but a clean close is the bug
+                error = exc
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join(60)
+                env.close()
+            del keep
+            assert not any(t.is_alive() for t in threads)
+            assert error is None, repr(error)
+            assert env.status == "closed"
+    finally:
+        sys.setswitchinterval(old_interval)
