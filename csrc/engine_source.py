@@ -145,6 +145,17 @@ def _split_files(text: str) -> List[tuple]:
     return files
 
 
+def _locate(old: List[str], expect: List[str], start: int, pos: int) -> Optional[int]:
+    """Where the hunk's old lines are: at the stated line or, as patch(1) does, the nearest
+    offset from it (earlier patches of the series move lines), never before ``pos``."""
+    n = len(expect)
+    for delta in range(0, len(old) + 1):
+        for at in ((start + delta, start - delta) if delta else (start,)):
+            if pos <= at <= len(old) - n and old[at:at + n] == expect:
+                return at
+    return None
+
+
 def apply_patch_text(text: str, directory: Path, patch_name: str = "<patch>") -> None:
     """Apply one unified diff to files in ``directory``; exact context match or EngineSourceError."""
     files = _split_files(text)
@@ -184,10 +195,12 @@ def apply_patch_text(text: str, directory: Path, patch_name: str = "<patch>") ->
                 else:
                     break
                 i += 1
-            if start < pos or old[start:start + len(expect)] != expect:
+            found = _locate(old, expect, start, pos)
+            if found is None:
                 raise EngineSourceError(
                     "patch %s does not apply to %s at line %d (context differs)"
                     % (patch_name, target, start + 1))
+            start = found
             new.extend(old[pos:start])
             new.extend(repl)
             pos = start + len(expect)

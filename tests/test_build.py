@@ -102,6 +102,16 @@ def test_patches_apply_in_order(tmp_path):
     assert (engine / "f.c").read_text() == "line one\nline 1.5\nline two\nline three\n"
 
 
+def test_patch_applies_at_an_offset(tmp_path):
+    # a later patch of a series is made against the pristine file: earlier patches move its
+    # lines, so (like patch(1)) the hunk is found at the nearest offset with the same context
+    engine, _ = _fake_tree(tmp_path)
+    (engine / "f.c").write_text("new first line\nline one\nline two\nline three\n")
+    es.apply_patch_text(PATCH_A, engine, "0001-add.patch")
+    assert (engine / "f.c").read_text() == \
+        "new first line\nline one\nline one-and-a-half\nline two\nline three\n"
+
+
 def test_patch_out_of_order_fails(tmp_path):
     engine, _ = _fake_tree(tmp_path)
     with pytest.raises(es.EngineSourceError, match="does not apply"):

@@ -363,18 +363,9 @@ print("COLLECTED", flush=True)
 """
 
 
-@pytest.mark.xfail(not IS_PYPY, strict=True, reason=(
-    "BUG (src/sophy/_native.py EnvHandle.close + engine se_destroy): when an environment and "
-    "an open cursor die in the same garbage cycle (or at interpreter exit with open objects, "
-    "tests/test_lifetimes.py::test_interpreter_exit_with_open_objects_is_clean under ASan), "
-    "the GC clears the weak references first, so Sophia.__del__ -> EnvHandle.close finds "
-    "handle.children empty (len() still counts 3, iteration yields none) and calls "
-    "sp_destroy with the cursor's current document alive; se_destroy frees the databases "
-    "before the document pool, and se_document_destroy -> si_gcv reads the freed sedb "
-    "(ASan heap-use-after-free se_document.c:163, freed by se_dbfree se_db.c:181); with "
-    "MALLOC_PERTURB_ the normal build segfaults. Fix: keep strong references to open "
-    "children in the handle (or a C-side list closed by sy_env_close), and/or patch "
-    "se_destroy to destroy the document pool before the databases"))
+# Regression test for engine patch 0002: an environment and an open cursor dying in one garbage
+# cycle made sp_destroy free the databases before the cursor's live document, whose destruction
+# then read the freed database (heap-use-after-free; a segfault with MALLOC_PERTURB_).
 def test_env_and_open_cursor_in_one_garbage_cycle(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=SRC, MALLOC_PERTURB_="165",
                GLIBC_TUNABLES="glibc.malloc.tcache_count=0")
