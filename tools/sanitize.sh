@@ -71,15 +71,17 @@ for f in "$REPORTS"/*; do
     cat "$f"
 done
 if [ "$found" = 0 ]; then
-    echo "sanitizers: no reports (ASan + UBSan clean)"
+    echo "ASan: no report files"
 else
-    echo "sanitizers: reports above (engine frames are sophia/..., ours csrc/sophy_ffi.c)"
+    echo "ASan: reports above (engine frames are sophia/..., ours csrc/sophy_ffi.c)"
 fi
-ub="$(grep -h "runtime error" "$REPORTS/pytest.out" | sed 's/0x[0-9a-f]*/ADDR/g' | sort | uniq -c || true)"
+ub="$(grep -h "runtime error" "$REPORTS/pytest.out" | sed 's/0x[0-9a-f]*/ADDR/g; s/^[.xsFE]*//' | sort | uniq -c || true)"
 if [ -n "$ub" ]; then
     found=1
     echo "UBSan reports seen on stderr (unsuppressed):"
     echo "$ub"
+else
+    echo "UBSan: no unsuppressed reports"
 fi
 echo "pytest exit status: $status"
 [ "$found" = 0 ] && exit "$status"
