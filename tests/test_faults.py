@@ -413,3 +413,15 @@ def test_write_oom_with_open_transaction_is_not_reported_as_locked(tmp_path: Pat
                          env=dict(os.environ, PYTHONPATH=SRC))
     assert out.returncode == 0, out.stderr[-300:]
     assert out.stdout.strip() == "ERROR", out.stdout
+
+
+def test_the_data_check_can_fail() -> None:
+    """The sweep's model really rejects lost commits, phantom keys and half batches."""
+    m = fault_sweep.Model()
+    m.apply({"kept": "1"}, ok=True)
+    m.apply({"b1": "x", "b2": "x"}, ok=False)
+    assert m.check({"kept": "1"}) == []                              # failed batch: none of it
+    assert m.check({"kept": "1", "b1": "x", "b2": "x"}) == []        # ... or all of it
+    assert any("half there" in p for p in m.check({"kept": "1", "b1": "x"}))
+    assert any("kept" in p for p in m.check({}))                     # a lost commit
+    assert any("unexpected" in p for p in m.check({"kept": "1", "ghost": "?"}))

@@ -52,11 +52,16 @@ class Model:
 
     def __init__(self) -> None:
         self.possible: Dict[str, Set[str]] = {}
+        # failed multi-key writes (batches, transactions): all of it or none of it may be there
+        # (their keys are written once in the workflow, so the new value identifies them)
+        self.groups: List[Dict[str, str]] = []
 
     def apply(self, writes: Dict[str, str], ok: bool) -> None:
         for k, v in writes.items():
             before = self.possible.get(k, {_ABSENT})
             self.possible[k] = {v} if ok else before | {v}
+        if not ok and len(writes) > 1:
+            self.groups.append(dict(writes))
 
     def check(self, actual: Dict[str, str]) -> List[str]:
         """Human-readable differences between ``actual`` and what is allowed."""
@@ -67,6 +72,11 @@ class Model:
                 bad.append("%s: got %r, allowed %s" % (k, got, sorted(allowed)))
         for k in sorted(set(actual) - set(self.possible)):
             bad.append("%s: unexpected key with %r" % (k, actual[k]))
+        for group in self.groups:
+            landed = [k for k, v in group.items() if actual.get(k, _ABSENT) == v]
+            if landed and len(landed) != len(group):
+                bad.append("failed batch/transaction half there: %s of %s"
+                           % (sorted(landed), sorted(group)))
         return bad
 
 
