@@ -347,7 +347,7 @@ static int sy_cmp_part(int type, int rev, const sy_part *a, const sy_part *b)
 	int r;
 	if (type == SY_T_STRING) {
 		int n = a->len < b->len ? a->len : b->len;
-		r = memcmp(a->ptr, b->ptr, n);
+		r = n > 0 ? memcmp(a->ptr, b->ptr, n) : 0;  /* empty parts may have NULL ptr */
 		if (r == 0)
 			r = (a->len > b->len) - (a->len < b->len);
 		else
@@ -801,7 +801,7 @@ static int sy_in_range(sy_cursor *c, const char *key, int klen)
 		sy_part p[SY_MAX_KEYS];
 		if (sy_parse(d, key, klen, p) < 1)
 			return 0;
-		if (p[0].len < c->plen || memcmp(p[0].ptr, c->prefix, c->plen) != 0)
+		if (p[0].len < c->plen || (c->plen > 0 && memcmp(p[0].ptr, c->prefix, c->plen) != 0))
 			return 0;
 	}
 	if (c->stop) {
@@ -1008,7 +1008,7 @@ int sy_cursor_fetch(sy_cursor *c, char *buf, int64_t cap, int32_t *sizes, int ma
 			sizes[2 * rows] = (want & 1) ? klen : 0;
 			sizes[2 * rows + 1] = vlen;
 		}
-		if (want & 1) {
+		if ((want & 1) && klen > 0) {
 			memcpy(buf + used, c->last, klen);
 			used += klen;
 		}

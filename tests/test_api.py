@@ -254,3 +254,21 @@ def test_multi_get_chunks_and_big_values(env):
     assert db.multi_get(keys) == [vals.get(k) for k in keys]
     with db.view() as v:
         assert v.multi_get(["e", "nope"]) == [vals["e"], None]
+
+
+def test_dropped_environment_releases_its_lock(tmp_path):
+    # no reference cycle between an environment and its databases: dropping the last
+    # reference closes it at once (CPython), so the directory can be opened again
+    import gc
+    import platform
+    env = Sophia(str(tmp_path), databases=[("x", "string")])
+    db = env["x"]
+    db["a"] = "b"
+    del env
+    if platform.python_implementation() != "CPython":
+        gc.collect()
+    with pytest.raises(ClosedError, match="garbage-collected"):
+        db["a"]
+    env = Sophia(str(tmp_path), databases=[("x", "string")])
+    assert env["x"]["a"] == "b"
+    env.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from typing import TYPE_CHECKING, Any, Dict
 
 from ._access import Writer
@@ -65,12 +66,22 @@ class Database(Writer):
     _is_database = True  # recognised by Transaction.__getitem__ without importing this module
 
     def __init__(self, env: "Sophia", name: str, schema: Schema) -> None:
-        self._env = env
+        # a weak reference: the environment holds its databases, and a cycle would keep a
+        # dropped Sophia (and its directory lock) alive until the garbage collector runs
+        self._envref = weakref.ref(env)
         self.name = name
         self._schema = schema
         self._settings: Dict[str, Any] = {}
         self._d = ffi.new("sy_db *")  # unbound until the environment opens
         self._attach(self, None)
+
+    @property
+    def _env(self) -> "Sophia":
+        env = self._envref()
+        if env is None:
+            raise ClosedError("database %r: its environment was closed and garbage-collected"
+                              % self.name)
+        return env
 
     @property
     def index_type(self) -> Any:
@@ -132,6 +143,7 @@ class Database(Writer):
                 % (self.name, self._env.path, describe_fields(actual), s.description,
                    describe_fields(declared)))
         self._d = d
+        self._h = h  # the sy_db points into the handle's sy_env: keep that memory alive
         self._attach(self, None)
 
     # -- transactions and views --

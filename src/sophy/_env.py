@@ -54,7 +54,6 @@ class Sophia:
         self._memory_limit: Optional[int] = None
         self._open = False
         self._handle = self._new_handle()
-        self.config = RawConfig(self._raw_get, self._raw_set)
         for name, value in options.items():
             if not isinstance(getattr(type(self), name, None), (Setting, property)) \
                     or name in ("config", "is_open", "status"):
@@ -226,6 +225,13 @@ class Sophia:
             raise ClosedError("environment %s is not open" % self.path)
 
     # -- configuration --
+    @property
+    def config(self) -> RawConfig:
+        """Raw access to any engine key: ``env.config['log.sync']``. Made on each access: a
+        stored one would tie the environment into a reference cycle, and a dropped
+        ``Sophia`` would then hold its directory lock until the garbage collector runs."""
+        return RawConfig(self._raw_get, self._raw_set)
+
     @property
     def status(self) -> str:
         """Engine status: 'offline', 'online', 'malfunction', ... ('closed' after close())."""

@@ -55,7 +55,7 @@ class TxDatabase(Writer):
     its own writes (exact keys; scans see the snapshot only), writes become visible at commit."""
 
     def __init__(self, db: "Database", txn: "Transaction") -> None:
-        if db._env is not txn._env:
+        if db._envref() is not txn._env:
             raise ValueError("database %r belongs to another environment" % db.name)
         self._attach(db, txn)
 
