@@ -422,7 +422,12 @@ static int sy_write(sy_db *d, sy_txn *t, const char *key, int klen, const char *
 		goto out;
 	}
 	/* sp_set/sp_delete consume doc on success and on error */
+	uint64_t before = sy_errors(d->env);
 	rc = del ? sp_delete(obj, doc) : sp_set(obj, doc);
+	/* 1 means "locked by another transaction" unless the engine recorded an error (an
+	 * allocation failure: see engine patch 0003) */
+	if (rc == 1 && sy_errors(d->env) != before)
+		rc = -1;
 	rc = rc == -1 ? SY_ERROR : rc == 1 ? SY_LOCKED : 0;
 out:
 	if (t)

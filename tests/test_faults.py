@@ -398,15 +398,8 @@ env.close()
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (engine sx_set_autocommit, surfaced by csrc/sophy_ffi.c sy_write): while any "
-    "read-write transaction is open, a single-statement write whose MVCC allocation fails "
-    "(sx_set -> sx_valloc returns NULL) is turned into SX_ROLLBACK and se_dbwrite returns 1, "
-    "the code for 'key locked by another transaction'; sophy raises TransactionLocked ('the "
-    "key is locked by another open transaction') for a key nobody holds, and a caller that "
-    "retries on TransactionLocked retries an out-of-memory. The engine records no error for "
-    "it; an engine patch making that path return -1 with sr_oom() would let it surface as "
-    "SophiaError"))
+# Regression test for engine patch 0003 (+ sy_write): with a read-write transaction open, a
+# single write whose MVCC allocation failed came back as "locked by another transaction".
 def test_write_oom_with_open_transaction_is_not_reported_as_locked(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", WRITE_OOM_WITH_OPEN_TXN, str(tmp_path / "env")],
                          capture_output=True, text=True, timeout=60,
