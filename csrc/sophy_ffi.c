@@ -393,8 +393,17 @@ static int sy_target(sy_db *d, sy_txn *t, void **obj)
 	return 0;
 }
 
-static int sy_write(sy_db *d, sy_txn *t, const char *key, int klen, const char *val, int vlen,
-                    int del)
+static void sy_op_end(sy_db *d, sy_txn *t)
+{
+	if (t)
+		sy_give(&t->busy);
+	sy_leave(d->env);
+}
+
+/* Prologue of every operation on a database, directly or through a transaction: enter the
+ * environment, claim the transaction, resolve the object to call.  On 0 the caller must
+ * sy_op_end(). */
+static int sy_op_begin(sy_db *d, sy_txn *t, void **obj)
 {
 	if (d->env == NULL)
 		return SY_CLOSED;
@@ -405,10 +414,19 @@ static int sy_write(sy_db *d, sy_txn *t, const char *key, int klen, const char *
 		sy_leave(d->env);
 		return rc;
 	}
-	void *obj;
-	rc = sy_target(d, t, &obj);
+	rc = sy_target(d, t, obj);
 	if (rc)
-		goto out;
+		sy_op_end(d, t);
+	return rc;
+}
+
+static int sy_write(sy_db *d, sy_txn *t, const char *key, int klen, const char *val, int vlen,
+                    int del)
+{
+	void *obj;
+	int rc = sy_op_begin(d, t, &obj);
+	if (rc)
+		return rc;
 	void *doc = sp_document(d->db);
 	if (doc == NULL) {
 		rc = SY_ERROR;
@@ -430,9 +448,7 @@ static int sy_write(sy_db *d, sy_txn *t, const char *key, int klen, const char *
 		rc = -1;
 	rc = rc == -1 ? SY_ERROR : rc == 1 ? SY_LOCKED : 0;
 out:
-	if (t)
-		sy_give(&t->busy);
-	sy_leave(d->env);
+	sy_op_end(d, t);
 	return rc;
 }
 
@@ -448,22 +464,11 @@ int sy_delete(sy_db *d, sy_txn *t, const char *key, int klen)
 
 int64_t sy_get(sy_db *d, sy_txn *t, const char *key, int klen, char *buf, int64_t cap)
 {
-	if (d->env == NULL)
-		return SY_CLOSED;
-	int rc = sy_enter(d->env);
+	void *obj;
+	int rc = sy_op_begin(d, t, &obj);
 	if (rc)
 		return rc;
-	if (t && (rc = sy_take(&t->busy))) {
-		sy_leave(d->env);
-		return rc;
-	}
 	int64_t out;
-	void *obj;
-	rc = sy_target(d, t, &obj);
-	if (rc) {
-		out = rc;
-		goto done;
-	}
 	void *doc = sp_document(d->db);
 	if (doc == NULL) {
 		out = SY_ERROR;
@@ -489,9 +494,7 @@ int64_t sy_get(sy_db *d, sy_txn *t, const char *key, int klen, char *buf, int64_
 		memcpy(buf, v, size < cap ? size : cap);
 	sp_destroy(res);
 done:
-	if (t)
-		sy_give(&t->busy);
-	sy_leave(d->env);
+	sy_op_end(d, t);
 	return out;
 }
 
@@ -501,19 +504,10 @@ done:
 int sy_get_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *klens,
                 char *buf, int64_t cap, int32_t *vlens)
 {
-	if (d->env == NULL)
-		return SY_CLOSED;
-	int rc = sy_enter(d->env);
-	if (rc)
-		return rc;
-	if (t && (rc = sy_take(&t->busy))) {
-		sy_leave(d->env);
-		return rc;
-	}
 	void *obj;
-	rc = sy_target(d, t, &obj);
+	int rc = sy_op_begin(d, t, &obj);
 	if (rc)
-		goto out;
+		return rc;
 	int64_t ko = 0, used = 0;
 	int i;
 	for (i = 0; i < n; i++) {
@@ -557,9 +551,7 @@ int sy_get_many(sy_db *d, sy_txn *t, int n, const char *keys, const int32_t *kle
 	}
 	rc = i;
 out:
-	if (t)
-		sy_give(&t->busy);
-	sy_leave(d->env);
+	sy_op_end(d, t);
 	return rc;
 }
 
