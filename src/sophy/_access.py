@@ -115,7 +115,16 @@ class Reader:
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value for ``key``, or ``default`` when it is missing."""
-        v = self._lookup(self._enc(key))
+        if type(key) is str and self._str_keys:  # as in __getitem__: no encoder frame
+            try:
+                k = key.encode()
+            except UnicodeEncodeError:
+                k = self._enc(key)
+            if len(k) > KEY_PART_MAX:
+                k = self._enc(key)
+        else:
+            k = self._enc(key)
+        v = self._lookup(k)
         return default if v is _MISSING else v
 
     def __contains__(self, key: Any) -> bool:

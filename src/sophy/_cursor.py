@@ -7,6 +7,7 @@ transaction use repeated seeks at the transaction's snapshot instead of an engin
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
 from ._errors import ClosedError
@@ -16,6 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._db import Database
 
 ORDERS = {">=": 0, ">": 1, "<=": 2, "<": 3}
+# scan buffers are written by C before they are read: skip ffi.new's zero-fill (256 KiB a cursor)
+_alloc = ffi.new_allocator(should_clear_after_alloc=False)
 BATCH_ROWS = 256
 BATCH_BYTES = 1 << 18
 
@@ -54,7 +57,7 @@ class Cursor:
         self._c = ffi.new("sy_cursor *")
         self._t = NULL if txn is None else txn._t
         self._txn = txn  # keeps the transaction struct alive while we use it
-        self._buf = ffi.new("char[]", BATCH_BYTES)
+        self._buf = _alloc("char[]", BATCH_BYTES)
         self._cap = BATCH_BYTES
         self._sizes = ffi.new("int32_t[]", 2 * BATCH_ROWS)
         env = db._env._handle
@@ -69,6 +72,8 @@ class Cursor:
             raise env.error(rc, "opening a cursor on database %r" % db.name)
         env.children.add(self)
         if txn is not None:
+            if txn._children is None:
+                txn._children = weakref.WeakSet()
             txn._children.add(self)
         self._it = self._rows()
         self._text = schema.scalar and schema.key_types[0] == "string" and \
@@ -85,7 +90,7 @@ class Cursor:
                 return None
             if n == lib.SY_TOOBIG:  # one row bigger than the buffer: grow and ask again
                 self._cap = max(self._sizes[0], 2 * self._cap)
-                self._buf = ffi.new("char[]", self._cap)
+                self._buf = _alloc("char[]", self._cap)
                 continue
             raise self._envh.error(n, "reading a cursor on database %r" % self._db.name)
 

@@ -27,14 +27,16 @@ class _TxHandle:
         h = env._handle
         self._h = h
         self._t = ffi.new("sy_txn *")
-        self._children: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        # cursors reading this transaction; made on first use (most transactions have none)
+        self._children: "Optional[weakref.WeakSet[Any]]" = None
         h.check(lib.sy_begin(h.e, self._t), what)
         h.children.add(self)
         self.active = True
 
     def _end(self) -> None:
-        for c in list(self._children):
-            c.close()
+        if self._children:
+            for c in list(self._children):
+                c.close()
         self.active = False
 
     def _invalidate(self) -> None:
