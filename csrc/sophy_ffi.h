@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <pthread.h>
 
+/* bumped whenever the helpers' interface changes; the Python layer refuses another value */
+#define SY_ABI      3
+
 #define SY_MAX_KEYS 5      /* key parts; with one value field stays within the engine's 6 */
 #define SY_NAME_MAX 32
 

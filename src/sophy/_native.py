@@ -19,6 +19,14 @@ from ._errors import (BusyError, ClosedError, ConfigurationError, EnvironmentLoc
 from ._sophia_ffi import ffi, lib
 
 NULL = ffi.NULL
+
+HELPERS_ABI = 3  # must equal SY_ABI in csrc/sophy_ffi.h
+if getattr(lib, "SY_ABI", None) != HELPERS_ABI:
+    # an editable install whose compiled module predates the Python code: fail clearly here
+    # rather than with an AttributeError deep inside some operation
+    raise ImportError("sophy._sophia_ffi is stale (helpers ABI %r, this sophy needs %d): "
+                      "rebuild it with pip install -e ." % (getattr(lib, "SY_ABI", None),
+                                                             HELPERS_ABI))
 LOCK_FILE = "sophy.lock"
 
 _MESSAGES = {
