@@ -9,7 +9,7 @@ each part in order, a string part as a native u32 length + bytes, an integer par
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
 
 KEY_PART_MAX = 1024            # engine limit.key: bytes in one string key part
 VALUE_MAX = 2 * 1024 * 1024    # engine limit.field: bytes in one non-key field
@@ -74,7 +74,6 @@ class Schema:
         self.value_type = value_type
         self.index_type: IndexType = self.key_types[0] if self.scalar else self.key_types
         self.description = _describe(self.key_types, self.scalar)
-        self.raw = self.scalar and _base(self.key_types[0]) in ("string", "bytes")
         n = len(self.key_types)
         self.key_names: List[str] = ["key"] if n == 1 else ["key_%d" % i for i in range(n)]
         self.value_name = "value"
@@ -296,6 +295,3 @@ def parse_engine_scheme(text: str) -> List[Tuple[str, str]]:
 def describe_fields(fields: List[Tuple[str, str]]) -> str:
     return ", ".join("%s %s" % f for f in fields)
 
-
-def optional_bound(schema: Schema, key: Optional[Any]) -> Optional[bytes]:
-    return None if key is None else schema.encode_bound(key)

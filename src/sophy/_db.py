@@ -163,7 +163,3 @@ class Database(Writer):
         return self is other
 
     __hash__ = object.__hash__
-
-    def _require_open(self) -> None:
-        if not self._env.is_open:
-            raise ClosedError("database %r: the environment is closed" % self.name)

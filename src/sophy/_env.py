@@ -289,10 +289,15 @@ class Sophia:
         self._settings[key] = value
 
     # -- maintenance --
+    def _run(self, key: str) -> None:
+        """Run an engine function key on the open environment."""
+        self._require_open()
+        self._handle.run(key)
+
     def _each_db(self, op: str) -> None:
         self._require_open()
         for db in self._dbs.values():
-            self._handle.run(db._config_key(op))
+            self._run(db._config_key(op))
 
     def scheduler_checkpoint(self) -> None:
         """Schedule a checkpoint (in-memory data to disk) of every database."""
@@ -312,23 +317,19 @@ class Sophia:
 
     def scheduler_run(self) -> None:
         """Run one scheduler step synchronously (useful with scheduler_threads=0)."""
-        self._require_open()
-        self._handle.run("scheduler.run")
+        self._run("scheduler.run")
 
     def log_rotate(self) -> None:
         """Start a new log file."""
-        self._require_open()
-        self._handle.run("log.rotate")
+        self._run("log.rotate")
 
     def log_gc(self) -> None:
         """Delete log files whose data is on disk."""
-        self._require_open()
-        self._handle.run("log.gc")
+        self._run("log.gc")
 
     def backup(self) -> None:
         """Start a backup into ``backup_path`` (non-blocking; watch backup_active/backup_last)."""
-        self._require_open()
-        self._handle.run("backup.run")
+        self._run("backup.run")
 
     def __repr__(self) -> str:
         return "<sophy.Sophia %r %s, databases %s>" % (

@@ -99,12 +99,6 @@ class EnvHandle:
         """0 offline, 1 online, 2 closed, 3 malfunction, 4 other."""
         return lib.sy_env_status(self.e)
 
-    def check_process(self) -> None:
-        if os.getpid() != self.pid:
-            raise ForkedEnvironmentError(
-                "this environment was opened in process %d and cannot be used in forked child "
-                "%d; open a new Sophia in the child" % (self.pid, os.getpid()))
-
     # -- configuration --
     def set(self, key: str, value: Any) -> None:
         k = key.encode("utf-8")
